@@ -1,0 +1,1 @@
+"""imgclf: train and understand image classifiers with PyTorch Lightning and Hydra."""

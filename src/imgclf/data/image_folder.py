@@ -1,0 +1,91 @@
+"""The user's own images: one subfolder per class, optionally inside train/, val/ and test/."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from imgclf.data.splits import DatasetSplits, LabelledImages
+from imgclf.errors import DataNotFoundError, UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SPLIT_FOLDERS = ("train", "val", "test")
+
+
+def class_folder_root(root: Path) -> Path:
+    """Where the class subfolders are: `root/train` when the folder brings its own split."""
+    if not root.is_dir():
+        raise DataNotFoundError(
+            f"image folder {root} does not exist. Set data.data_dir to a folder with one "
+            "subfolder of images per class (optionally inside train/, val/ and test/)."
+        )
+    return root / "train" if (root / "train").is_dir() else root
+
+
+def find_class_names(root: Path) -> list[str]:
+    class_root = class_folder_root(root)
+    names = sorted(entry.name for entry in class_root.iterdir() if entry.is_dir())
+    if len(names) < 2:
+        raise UserError(
+            f"image folder {class_root} has {len(names)} class subfolder(s); a classifier needs "
+            "at least 2. Put each class's images in a subfolder named after the class."
+        )
+    return names
+
+
+def read(root: Path, image_size: int, in_channels: int) -> DatasetSplits:
+    """Decode every image once, converted and resized to what the network expects."""
+    class_names = find_class_names(root)
+    if (root / "train").is_dir():
+        splits = {
+            split: read_split(root / split, class_names, image_size, in_channels)
+            for split in SPLIT_FOLDERS
+            if (root / split).is_dir()
+        }
+        return DatasetSplits(class_names=class_names, **splits)
+    return DatasetSplits(
+        train=read_split(root, class_names, image_size, in_channels), class_names=class_names
+    )
+
+
+def read_split(
+    folder: Path, class_names: list[str], image_size: int, in_channels: int
+) -> LabelledImages:
+    mode = {1: "L", 3: "RGB"}.get(in_channels)
+    if mode is None:
+        raise UserError(f"data.in_channels={in_channels}: image folders hold 1 (grey) or 3 (RGB)")
+    images, labels, unreadable = [], [], []
+    for label, name in enumerate(class_names):
+        class_folder = folder / name
+        files = (
+            sorted(
+                path for path in class_folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if class_folder.is_dir()
+            else []
+        )
+        if not files:
+            raise UserError(
+                f"class folder {class_folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})."
+            )
+        for path in files:
+            try:
+                with Image.open(path) as image:
+                    image = image.convert(mode).resize((image_size, image_size), Image.BILINEAR)
+                    images.append(np.asarray(image).reshape(image_size, image_size, in_channels))
+                    labels.append(label)
+            except (UnidentifiedImageError, OSError, ValueError):
+                unreadable.append(path)
+    if unreadable:
+        log.warning(
+            "skipped %d unreadable image(s) in %s: %s",
+            len(unreadable),
+            folder,
+            ", ".join(str(path) for path in unreadable[:20]),
+        )
+    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return LabelledImages(stacked, torch.tensor(labels, dtype=torch.int64))

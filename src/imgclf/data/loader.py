@@ -1,0 +1,56 @@
+"""Batches straight out of in-memory tensors: one index gather per batch, no collation."""
+
+from collections.abc import Iterator
+
+import torch
+
+from imgclf.data.splits import LabelledImages
+
+
+class InMemoryBatches:
+    """An iterable of (images, labels) batches that Lightning accepts as a dataloader.
+
+    Each pass reshuffles with a generator seeded by (seed, pass number), so runs with the same
+    seed see the same order. Under DDP each rank takes every `world_size`-th example of the
+    shared permutation, trimmed so that all ranks run the same number of steps.
+    """
+
+    def __init__(
+        self,
+        data: LabelledImages,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.passes = 0
+
+    def _examples_per_rank(self) -> int:
+        return len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
+
+    def __len__(self) -> int:
+        examples = self._examples_per_rank()
+        if self.drop_last:
+            return examples // self.batch_size
+        return -(-examples // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
+            order = torch.randperm(len(self.data), generator=generator)
+        else:
+            order = torch.arange(len(self.data))
+        self.passes += 1
+        order = order[self.rank :: self.world_size][: self._examples_per_rank()]
+        for batch in range(len(self)):
+            indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            yield self.data.images[indices], self.data.labels[indices]

@@ -1,0 +1,79 @@
+"""Find a dataset on disk, download it when missing, or explain how to get it."""
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+from torchvision.datasets import MNIST, FashionMNIST
+
+from imgclf.data import cifar10, image_folder
+from imgclf.data.idx import IdxDataset
+from imgclf.data.splits import DatasetSplits
+from imgclf.errors import DataNotFoundError, UserError
+
+log = logging.getLogger(__name__)
+
+
+class BuiltinDataset(Protocol):
+    expected_files: str
+    download_hint: str
+
+    def find(self, data_dir: Path) -> Path | None: ...
+    def download(self, data_dir: Path) -> None: ...
+    def read(self, folder: Path) -> DatasetSplits: ...
+
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "cifar10": cifar10.Cifar10(),
+    "mnist": IdxDataset(MNIST),
+    "fashion_mnist": IdxDataset(FashionMNIST),
+}
+IMAGE_FOLDER = "image_folder"
+
+
+def builtin_dataset(name: str) -> BuiltinDataset:
+    try:
+        return BUILTIN_DATASETS[name]
+    except KeyError:
+        known = ", ".join([*BUILTIN_DATASETS, IMAGE_FOLDER])
+        raise UserError(f"unknown dataset {name!r}; known datasets: {known}") from None
+
+
+def ensure_available(name: str, data_dir: Path, download: bool) -> None:
+    """Download a built-in dataset that is not in `data_dir` yet (call on one process only)."""
+    if name == IMAGE_FOLDER:
+        return
+    dataset = builtin_dataset(name)
+    if dataset.find(data_dir) is not None:
+        return
+    if not download:
+        raise missing(name, dataset, data_dir, "data.download=false")
+    log.info("%s is not in %s: downloading it", name, data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        dataset.download(data_dir)
+    except Exception as error:  # network, permissions, checksum: all end the same way for the user
+        raise missing(name, dataset, data_dir, f"the download failed: {error}") from error
+    if dataset.find(data_dir) is None:
+        raise missing(name, dataset, data_dir, "the download did not produce the expected files")
+
+
+def load(name: str, data_dir: Path, image_size: int, in_channels: int) -> DatasetSplits:
+    if name == IMAGE_FOLDER:
+        return image_folder.read(data_dir, image_size, in_channels)
+    dataset = builtin_dataset(name)
+    folder = dataset.find(data_dir)
+    if folder is None:
+        raise missing(name, dataset, data_dir, "it was not downloaded (prepare_data did not run)")
+    return dataset.read(folder)
+
+
+def missing(name: str, dataset: BuiltinDataset, data_dir: Path, reason: str) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"dataset {name!r} is not in {data_dir}\n"
+        f"  expected: {dataset.expected_files}\n"
+        f"  why not downloaded: {reason}\n"
+        f"  to fix: run with data.download=true on a machine with internet access, or "
+        f"{dataset.download_hint}, or point IMGCLF_DATA_DIR (or paths.data_dir=...) at a folder "
+        "that holds it."
+    )

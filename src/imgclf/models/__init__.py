@@ -1,0 +1,8 @@
+"""Networks. Each takes `in_channels`, `num_classes` and `image_size`, so that any model fits
+any dataset."""
+
+from imgclf.models.deep_cnn import DeepCNN
+from imgclf.models.resnet import cifar_resnet18
+from imgclf.models.simple_cnn import SimpleCNN
+
+__all__ = ["DeepCNN", "SimpleCNN", "cifar_resnet18"]

@@ -1,0 +1,62 @@
+import os
+from pathlib import Path
+
+import pytest
+from dataset_files import (
+    write_cifar_binary,
+    write_cifar_python,
+    write_idx_dataset,
+    write_image_folder,
+)
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import imgclf.config  # noqa: F401  registers the config resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "conf"
+DATASETS = ["cifar10", "mnist", "fashion_mnist", "image_folder"]
+MODELS = ["simple_cnn", "deep_cnn", "resnet18"]
+REAL_DATA_DIR = Path(os.environ.get("IMGCLF_DATA_DIR", REPO / "data"))
+
+
+def compose_train_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+@pytest.fixture(scope="session")
+def fixture_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder with every built-in dataset in miniature: CIFAR-10 binary, MNIST as
+    extracted IDX files and Fashion-MNIST as .gz files."""
+    data_dir = tmp_path_factory.mktemp("data")
+    write_cifar_binary(data_dir)
+    write_idx_dataset(data_dir, "MNIST", gzipped=False)
+    write_idx_dataset(data_dir, "FashionMNIST", gzipped=True)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def cifar_python_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("cifar_python")
+    write_cifar_python(data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("images"))
+
+
+def data_overrides(dataset: str, fixture_data_dir: Path, image_folder: Path) -> list[str]:
+    if dataset == "image_folder":
+        return ["data=image_folder", f"data.data_dir={image_folder}", "data.image_size=32"]
+    return [f"data={dataset}", f"paths.data_dir={fixture_data_dir}", "data.download=false"]
+
+
+def require_real_data(*relative_paths: str) -> Path:
+    """The real datasets; CI points IMGCLF_DATA_DIR at them, so these tests run there."""
+    missing = [p for p in relative_paths if not (REAL_DATA_DIR / p).exists()]
+    if missing:
+        pytest.skip(f"real data not in {REAL_DATA_DIR}: {missing} (set IMGCLF_DATA_DIR)")
+    return REAL_DATA_DIR

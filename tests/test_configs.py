@@ -1,0 +1,58 @@
+"""Every data x model pair composes, and the network's shape follows the data config."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import DATASETS, MODELS, compose_train_config, data_overrides
+from hydra.utils import instantiate
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_data_model_pair_composes_into_a_working_network(
+    dataset: str, model: str, fixture_data_dir: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    cfg = compose_train_config(
+        [*data_overrides(dataset, fixture_data_dir, image_folder), f"model={model}"], tmp_path
+    )
+    assert cfg.model.net.in_channels == cfg.data.in_channels
+    classifier = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    images = torch.zeros(2, cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
+    assert classifier(images).shape == (2, cfg.data.num_classes)
+
+
+def test_image_folder_class_count_comes_from_its_subfolders(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    cfg = compose_train_config(["data=image_folder", f"data.data_dir={image_folder}"], tmp_path)
+    assert cfg.data.num_classes == 3
+    assert cfg.model.net.num_classes == 3
+
+
+@pytest.mark.parametrize(
+    "group", ["optimizer=adamw", "optimizer=sgd", "scheduler=cosine", "scheduler=none"]
+)
+def test_optimizer_and_scheduler_options_build(group: str, tmp_path: Path) -> None:
+    cfg = compose_train_config([group, "model=simple_cnn"], tmp_path)
+    classifier = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    optimizer = classifier.optimizer_factory(params=classifier.parameters())
+    assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
+    if cfg.scheduler is None:
+        assert classifier.scheduler_factory is None
+    else:
+        scheduler = classifier.scheduler_factory(optimizer=optimizer, total_steps=100)
+        for _ in range(100):
+            optimizer.step()
+            scheduler.step()
+
+
+def test_experiment_preset_overrides_groups(tmp_path: Path) -> None:
+    cfg = compose_train_config(["experiment=mnist_quick"], tmp_path)
+    assert cfg.data.dataset == "mnist"
+    assert cfg.model.net._target_ == "imgclf.models.SimpleCNN"
+    assert cfg.trainer.max_epochs == 3
