@@ -5,6 +5,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from omegaconf.errors import MissingMandatoryValue
+
 # The exit status of a run stopped by a user error; Hydra uses 1 for its own config errors.
 USER_ERROR_EXIT_CODE = 2
 
@@ -21,13 +23,17 @@ class CorruptDataError(UserError):
     """A data file exists but cannot be what it claims to be."""
 
 
-def find_user_error(error: BaseException) -> UserError | None:
-    """The UserError behind `error`, looking through wrappers (Hydra's instantiate, Lightning)."""
+def user_error_message(error: BaseException) -> str | None:
+    """What to tell the user, if a UserError or a required config value left unset (`???`) is
+    behind `error`; looks through wrappers such as Hydra's instantiate and Lightning."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, UserError):
-            return current
+            return str(current)
+        if isinstance(current, MissingMandatoryValue):
+            key = current.full_key
+            return f"{key} must be set: add {key}=<value> to the command line"
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
@@ -42,8 +48,8 @@ def user_errors_reported() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        user_error = find_user_error(error)
-        if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        message = user_error_message(error)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"imgclf: error: {user_error}", file=sys.stderr, flush=True)
+        print(f"imgclf: error: {message}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_EXIT_CODE)

@@ -1,6 +1,7 @@
 """Choose the numeric precision the hardware runs fastest with good accuracy."""
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -8,11 +9,14 @@ log = logging.getLogger(__name__)
 
 
 def cpu_supports_fast_bf16() -> bool:
-    """oneDNN runs bf16 convolutions natively on CPUs with AVX-512 BF16 or AMX."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # private op: absent in some builds
+    """True on CPUs with native bf16 arithmetic (AVX-512 BF16 or AMX), where oneDNN's bf16
+    convolutions run about 3x faster than float32. On other AVX-512 CPUs PyTorch still
+    accepts bf16 but emulates it, slower than float32, so the flags decide, not torch."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
         return False
+    flags = set(cpuinfo.read_text().split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(requested: str | int, accelerator: str) -> str | int:
