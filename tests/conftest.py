@@ -2,16 +2,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import imgclf.config  # noqa: F401  registers the config resolvers
+
 from dataset_files import (
     write_cifar_binary,
     write_cifar_python,
     write_idx_dataset,
     write_image_folder,
 )
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-
-import imgclf.config  # noqa: F401  registers the config resolvers
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "conf"

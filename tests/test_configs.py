@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATASETS, MODELS, compose_train_config, data_overrides
 from hydra.utils import instantiate
+
+from conftest import DATASETS, MODELS, compose_train_config, data_overrides
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli import run_train
-from dataset_files import write_cifar_binary, write_idx_dataset
 
 from imgclf.data import sources
 from imgclf.errors import CorruptDataError, DataNotFoundError
+
+from cli import run_train
+from dataset_files import write_cifar_binary, write_idx_dataset
 
 
 def test_missing_dataset_without_download_names_folder_and_expected_files(tmp_path: Path) -> None:

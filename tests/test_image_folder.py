@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from dataset_files import write_image_folder
 from imgclf.data import image_folder
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import DataNotFoundError, UserError
+
+from dataset_files import write_image_folder
 
 
 def test_images_of_any_size_and_mode_become_one_tensor(tmp_path: Path) -> None:

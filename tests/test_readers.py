@@ -3,12 +3,13 @@
 from pathlib import Path
 
 import torch
-from conftest import require_real_data
-from dataset_files import write_cifar_binary, write_cifar_python, write_idx_dataset
 from torchvision.datasets import MNIST
 
 from imgclf.data import cifar10, sources
 from imgclf.data.idx import IdxDataset
+
+from conftest import require_real_data
+from dataset_files import write_cifar_binary, write_cifar_python, write_idx_dataset
 
 
 def test_cifar_binary_and_python_versions_read_the_same_images(tmp_path: Path) -> None:

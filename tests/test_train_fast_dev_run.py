@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
-from conftest import DATASETS, MODELS, compose_train_config, data_overrides
 
 from imgclf.train import train
+
+from conftest import DATASETS, MODELS, compose_train_config, data_overrides
 
 
 def fast_dev_run(overrides: list[str], output_dir: Path) -> dict:
