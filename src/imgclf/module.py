@@ -45,6 +45,7 @@ class ImageClassifier(LightningModule):
         scheduler: Mapping | Callable | None = None,
         label_smoothing: float = 0.0,
         channels_last: bool = True,
+        flip_test_time: bool = False,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler = as_plain(net), as_plain(optimizer), as_plain(scheduler)
@@ -56,6 +57,7 @@ class ImageClassifier(LightningModule):
                 "num_classes": num_classes,
                 "label_smoothing": label_smoothing,
                 "channels_last": channels_last,
+                "flip_test_time": flip_test_time,
             }
         )
         self.net = build(net)
@@ -64,6 +66,7 @@ class ImageClassifier(LightningModule):
         self.optimizer_factory = build(optimizer)
         self.scheduler_factory = build(scheduler)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.flip_test_time = flip_test_time
         stages = ("train", "val", "test")
         # Keyed "<stage>_<metric>": a key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict()
@@ -78,6 +81,10 @@ class ImageClassifier(LightningModule):
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, targets = batch
         logits = self(images)
+        if self.flip_test_time and not self.training:
+            # Test-time augmentation: average with the mirror image's logits. Valid only where
+            # mirrored images are in-distribution, i.e. where training flips them too.
+            logits = (logits + self(images.flip(3))) / 2
         loss = self.criterion(logits.float(), targets)
         return loss, logits.argmax(dim=1), targets
 
