@@ -3,6 +3,7 @@ real files: CIFAR-10 binary and python, IDX (plain and .gz), and an image folder
 
 import gzip
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,17 @@ def random_images(count: int, channels: int, side: int, seed: int) -> tuple[np.n
     return images, labels
 
 
+def cifar_batches(per_batch: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, images, labels) of each CIFAR-10 batch file, the same for both versions."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for seed, name in enumerate(names):
+        yield name, *random_images(per_batch, 3, 32, seed)
+
+
 def write_cifar_binary(data_dir: Path, per_batch: int = 20) -> Path:
     folder = data_dir / "cifar-10-batches-bin"
     folder.mkdir(parents=True)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for seed, name in enumerate(names):
-        images, labels = random_images(per_batch, 3, 32, seed)
+    for name, images, labels in cifar_batches(per_batch):
         records = np.concatenate(
             [labels[:, None].astype(np.uint8), images.reshape(per_batch, -1)], 1
         )
@@ -36,9 +42,7 @@ def write_cifar_python(data_dir: Path, per_batch: int = 20) -> Path:
     """The same images as write_cifar_binary, pickled as torchvision's CIFAR10 reads them."""
     folder = data_dir / "cifar-10-batches-py"
     folder.mkdir(parents=True)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for seed, name in enumerate(names):
-        images, labels = random_images(per_batch, 3, 32, seed)
+    for name, images, labels in cifar_batches(per_batch):
         batch = {
             "batch_label": name,
             "labels": labels.tolist(),
