@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from omegaconf import DictConfig
 
 import imgclf.config  # noqa: F401  registers the config resolvers
 
+from cli import run_train
 from dataset_files import (
     write_cifar_binary,
     write_cifar_python,
@@ -61,3 +63,21 @@ def require_real_data(*relative_paths: str) -> Path:
     if missing:
         pytest.skip(f"real data not in {REAL_DATA_DIR}: {missing} (set IMGCLF_DATA_DIR)")
     return REAL_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def cifar_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Two epochs of deep_cnn on the CIFAR-10 fixture (100 train, 20 test images), from the
+    command line as a user runs it."""
+    run_dir = tmp_path_factory.mktemp("run")
+    result = run_train(
+        "data.download=false",
+        "data.batch_size=16",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "callbacks.confusion_matrix.every_n_epochs=1",
+        f"hydra.run.dir={run_dir}",
+        data_dir=fixture_data_dir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())

@@ -10,9 +10,11 @@ from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# What validation_step and test_step return: the callbacks that draw predictions read it.
+StepOutput = dict[str, torch.Tensor]
 
 
 def as_plain(config: Any) -> Any:
@@ -73,46 +75,60 @@ class ImageClassifier(LightningModule):
         for stage in stages:
             self.metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro")
             self.metrics[f"{stage}_loss"] = MeanMetric()
+        # Counts of (true, predicted) pairs, for the confusion-matrix and report callbacks;
+        # torchmetrics sums them across DDP ranks when they are computed.
+        for stage in ("val", "test"):
+            self.metrics[f"{stage}_confusion"] = MulticlassConfusionMatrix(num_classes)
         self.val_acc_best = MaxMetric()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, logits, targets) of a batch."""
         images, targets = batch
         logits = self(images)
         if self.flip_test_time and not self.training:
             # Test-time augmentation: average with the mirror image's logits. Valid only where
             # mirrored images are in-distribution, i.e. where training flips them too.
             logits = (logits + self(images.flip(3))) / 2
-        loss = self.criterion(logits.float(), targets)
-        return loss, logits.argmax(dim=1), targets
+        logits = logits.float()
+        return self.criterion(logits, targets), logits, targets
 
-    def shared_step(self, batch: Batch, stage: str) -> torch.Tensor:
-        loss, preds, targets = self.model_step(batch)
+    def shared_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, StepOutput]:
+        loss, logits, targets = self.model_step(batch)
+        preds = logits.argmax(dim=1)
         self.metrics[f"{stage}_loss"](loss.detach(), weight=len(targets))
         self.metrics[f"{stage}_acc"](preds, targets)
         for name in ("loss", "acc"):
             metric = self.metrics[f"{stage}_{name}"]
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        if stage != "train":
+            self.metrics[f"{stage}_confusion"].update(preds, targets)
+        return loss, {"probabilities": logits.detach().softmax(dim=1), "targets": targets}
 
     def on_train_start(self) -> None:
         # The sanity check's validation batches must not count towards the best accuracy.
         self.val_acc_best.reset()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self.shared_step(batch, "train")
+        return self.shared_step(batch, "train")[0]
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.shared_step(batch, "val")
+    def on_validation_epoch_start(self) -> None:
+        self.metrics["val_confusion"].reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> StepOutput:
+        return self.shared_step(batch, "val")[1]
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.metrics["val_acc"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self.shared_step(batch, "test")
+    def on_test_epoch_start(self) -> None:
+        self.metrics["test_confusion"].reset()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> StepOutput:
+        return self.shared_step(batch, "test")[1]
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -143,6 +143,12 @@ class ImageDataModule(LightningDataModule):
         normalised = images.to(torch.float32) * scale - shift
         return normalised.contiguous(memory_format=torch.channels_last)
 
+    def denormalise(self, images: torch.Tensor) -> torch.Tensor:
+        """The inverse of `normalise`, for display: float32 in [0, 1]."""
+        std = self.std.to(images.device)[None, :, None, None]
+        mean = self.mean.to(images.device)[None, :, None, None]
+        return (images.float() * std + mean).clamp(0, 1)
+
 
 def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std on the [0, 1] scale, one channel at a time to bound memory."""

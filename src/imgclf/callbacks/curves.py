@@ -1,0 +1,74 @@
+"""Learning curves: train and validation loss and accuracy per epoch, as one figure."""
+
+import math
+from typing import Any
+
+import matplotlib.pyplot as plt
+from lightning.pytorch import Callback, LightningModule, Trainer
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from imgclf.callbacks.publish import figure_path, publish_figure, save_figure, write_json
+
+CURVE_METRICS = ("train/loss", "val/loss", "train/acc", "val/acc")
+
+
+def build_learning_curves_figure(history: list[dict[str, float]]) -> Figure:
+    """Loss on the left, accuracy on the right; epochs without validation leave gaps."""
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = [row["epoch"] for row in history]
+    for axis, quantity in ((loss_axis, "loss"), (acc_axis, "acc")):
+        for stage, style in (("train", "-o"), ("val", "-s")):
+            values = [row.get(f"{stage}/{quantity}", math.nan) for row in history]
+            axis.plot(epochs, values, style, markersize=3, label=stage)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_ylabel("accuracy" if quantity == "acc" else "cross-entropy loss")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    loss_axis.set_title("Loss")
+    acc_axis.set_title("Accuracy")
+    figure.tight_layout()
+    return figure
+
+
+class LearningCurvesCallback(Callback):
+    """After every epoch: `curves/loss_accuracy`; at the end of fitting, `figures/curves.png`
+    and the numbers behind it in `curves.json`. The history is kept in checkpoints, so a
+    resumed run draws its whole history."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+        self.history: list[dict[str, float]] = []
+        self.validated_epoch = -1
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated_epoch = trainer.current_epoch
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Runs after the epoch's validation, so both stages' epoch metrics are in.
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1}
+        row.update({name: float(metrics[name]) for name in CURVE_METRICS if name in metrics})
+        if self.validated_epoch != trainer.current_epoch:
+            # An earlier epoch's validation result lingers in callback_metrics.
+            row = {name: value for name, value in row.items() if not name.startswith("val/")}
+        self.history.append(row)
+        if trainer.is_global_zero:
+            publish_figure(
+                trainer, "curves/loss_accuracy", build_learning_curves_figure(self.history), ""
+            )
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero and self.history:
+            figure = build_learning_curves_figure(self.history)
+            save_figure(figure, figure_path(self.output_dir, "curves"))
+            plt.close(figure)
+            write_json(figure_path(self.output_dir, "curves").with_suffix(".json"), self.history)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])

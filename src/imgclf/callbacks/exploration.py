@@ -1,0 +1,78 @@
+"""Look at the data before training on it: sample images with their classes, and how the
+classes are spread over train, val and test."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from matplotlib.figure import Figure
+
+from imgclf.callbacks.grids import build_image_grid_figure
+from imgclf.callbacks.publish import publish_figure
+from imgclf.data.splits import LabelledImages
+
+
+def stratified_sample(labels: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
+    """Indices of `count` random images taken in turn from each class, so every class shows."""
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = torch.randperm(len(labels), generator=generator)
+    per_class = [shuffled[labels[shuffled] == label] for label in labels.unique()]
+    picked: list[int] = []
+    for rank in range(count):
+        for indices in per_class:
+            if len(picked) < count and rank < len(indices):
+                picked.append(int(indices[rank]))
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def build_sample_grid_figure(
+    data: LabelledImages, class_names: list[str], count: int = 32
+) -> Figure:
+    indices = stratified_sample(data.labels, count)
+    titles = [class_names[int(label)] for label in data.labels[indices]]
+    return build_image_grid_figure(data.images[indices], titles, "Sample training images")
+
+
+def build_class_distribution_figure(
+    splits: dict[str, LabelledImages], class_names: list[str]
+) -> Figure:
+    """Grouped bars: images per class in each split, to spot imbalance at a glance."""
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.7 * len(class_names) + 2), 4))
+    positions = np.arange(len(class_names))
+    width = 0.8 / len(splits)
+    for offset, (split, data) in enumerate(splits.items()):
+        counts = torch.bincount(data.labels, minlength=len(class_names)).numpy()
+        axis.bar(positions + offset * width, counts, width, label=f"{split} ({len(data):,})")
+    axis.set_xticks(positions + width * (len(splits) - 1) / 2)
+    axis.set_xticklabels(class_names, rotation=45, ha="right")
+    axis.set_ylabel("images")
+    axis.set_title("Images per class")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def build_exploration_figures(
+    splits: dict[str, LabelledImages], class_names: list[str], samples: int = 32
+) -> dict[str, Figure]:
+    """The figures by name: `samples` and `class_distribution`."""
+    return {
+        "samples": build_sample_grid_figure(splits["train"], class_names, samples),
+        "class_distribution": build_class_distribution_figure(splits, class_names),
+    }
+
+
+class DataExplorationCallback(Callback):
+    """At fit start: `data/samples` and `data/class_distribution`."""
+
+    def __init__(self, output_dir: str, samples: int = 32) -> None:
+        self.output_dir = output_dir
+        self.samples = samples
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not trainer.is_global_zero or not getattr(datamodule, "splits", None):
+            return
+        figures = build_exploration_figures(datamodule.splits, datamodule.class_names, self.samples)
+        for name, figure in figures.items():
+            publish_figure(trainer, f"data/{name}", figure, self.output_dir, name)

@@ -1,0 +1,64 @@
+"""What the model looks at: Grad-CAM heat-maps (Captum) over its most confident mistakes."""
+
+import numpy as np
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+from lightning.pytorch import LightningModule, Trainer
+from torch import nn
+
+from imgclf.callbacks.confusion import class_names_of
+from imgclf.callbacks.examples import ExamplePicker, ExamplePickingCallback, displayable
+from imgclf.callbacks.grids import build_image_grid_figure
+from imgclf.callbacks.publish import publish_figure
+
+
+def convolutions(network: nn.Module) -> list[nn.Conv2d]:
+    return [module for module in network.modules() if isinstance(module, nn.Conv2d)]
+
+
+def gradcam_heatmaps(network: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> np.ndarray:
+    """Grad-CAM of `classes` at the last convolution, upsampled to the image and scaled to
+    [0, 1] per image: where the evidence for that class was found."""
+    layer = convolutions(network)[-1]
+    # Test hooks run under inference mode, whose tensors cannot enter autograd: leave it, and
+    # compute in float32 outside autocast for clean gradients.
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        torch.autocast(images.device.type, enabled=False),
+    ):
+        inputs = images.clone().float().requires_grad_(True)
+        cams = LayerGradCam(network, layer).attribute(
+            inputs, target=classes.clone().tolist(), relu_attributions=True
+        )
+        cams = LayerAttribution.interpolate(cams, tuple(images.shape[-2:]), "bilinear")
+    cams = cams.detach().float()[:, 0]
+    peak = cams.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    return (cams / peak).cpu().numpy()
+
+
+class GradCamCallback(ExamplePickingCallback):
+    """`test/gradcam_misclassified`: for the most confident mistakes, where the evidence for
+    the wrong (predicted) class was found."""
+
+    def __init__(self, output_dir: str, count: int = 16) -> None:
+        super().__init__({"misclassified": ExamplePicker(count, correct=False)})
+        self.output_dir = output_dir
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        mistakes = self.gather(trainer, pl_module)["misclassified"]
+        if not trainer.is_global_zero:
+            return
+        title = "Grad-CAM of the predicted class on misclassified test images"
+        if mistakes is None or len(mistakes) == 0:
+            figure = build_image_grid_figure(torch.zeros(0), [], title)
+        else:
+            heatmaps = gradcam_heatmaps(pl_module.net, mistakes.images, mistakes.predictions)
+            names = class_names_of(trainer, pl_module.hparams.num_classes)
+            figure = build_image_grid_figure(
+                displayable(trainer, mistakes.images),
+                mistakes.titles(names),
+                title,
+                overlays=heatmaps,
+            )
+        publish_figure(trainer, "test/gradcam_misclassified", figure, self.output_dir, "gradcam")

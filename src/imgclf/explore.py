@@ -1,0 +1,43 @@
+"""`python scripts/explore_data.py data=cifar10`: look at a dataset before training on it.
+
+Writes the figures the DataExplorationCallback logs at fit start (a grid of sample training
+images with their classes, the class distribution of train, val and test) to the run folder.
+"""
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+import imgclf.config  # noqa: F401  registers the resolvers the configs use
+from imgclf.callbacks.exploration import build_exploration_figures
+from imgclf.callbacks.publish import figure_path, save_figure
+from imgclf.errors import user_errors_reported
+from imgclf.train import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+
+def explore(cfg: DictConfig) -> list[Path]:
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    paths = []
+    figures = build_exploration_figures(datamodule.splits, datamodule.class_names, cfg.samples)
+    for name, figure in figures.items():
+        paths.append(figure_path(cfg.paths.output_dir, name))
+        save_figure(figure, paths[-1])
+    log.info("wrote %s", ", ".join(str(path) for path in paths))
+    return paths
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="explore_data")
+def main(cfg: DictConfig) -> None:
+    with user_errors_reported():
+        explore(cfg)
+
+
+if __name__ == "__main__":
+    main()
