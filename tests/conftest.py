@@ -81,3 +81,20 @@ def cifar_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """One epoch of simple_cnn on 10,240 of the real MNIST training images: a model that has
+    learned something, in about half a minute."""
+    data_dir = require_real_data("MNIST/raw")
+    run_dir = tmp_path_factory.mktemp("mnist_run")
+    result = run_train(
+        "experiment=mnist_quick",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=40",
+        f"hydra.run.dir={run_dir}",
+        data_dir=data_dir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())

@@ -2,9 +2,6 @@
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ from imgclf.callbacks.examples import ExamplePicker
 from imgclf.callbacks.exploration import stratified_sample
 from imgclf.callbacks.report import classification_report
 
-from cli import REPO, run_train
+from cli import run_script, run_train
 
 IMAGE_TAGS = [
     "data/samples",
@@ -158,14 +155,13 @@ def test_views_under_ddp_are_drawn_once_from_every_rank_s_predictions(
 def test_explore_data_script_writes_the_exploration_figures(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "explore_data.py"), "data=mnist",
-         "data.download=false", f"hydra.run.dir={tmp_path}"],
-        env={**os.environ, "IMGCLF_DATA_DIR": str(fixture_data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
+    result = run_script(
+        "scripts/explore_data.py",
+        "data=mnist",
+        "data.download=false",
+        f"hydra.run.dir={tmp_path}",
+        data_dir=fixture_data_dir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("samples", "class_distribution"):
         assert_real_picture((tmp_path / "figures" / f"{name}.png").read_bytes())

@@ -84,15 +84,19 @@ class ImageClassifier(LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The logits the model is judged by: outside training, with `flip_test_time`, the
+        average over each image and its mirror. That test-time augmentation is valid only
+        where mirrored images are in-distribution, i.e. where training flips them too."""
+        logits = self(images)
+        if self.flip_test_time and not self.training:
+            logits = (logits + self(images.flip(3))) / 2
+        return logits.float()
+
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, logits, targets) of a batch."""
         images, targets = batch
-        logits = self(images)
-        if self.flip_test_time and not self.training:
-            # Test-time augmentation: average with the mirror image's logits. Valid only where
-            # mirrored images are in-distribution, i.e. where training flips them too.
-            logits = (logits + self(images.flip(3))) / 2
-        logits = logits.float()
+        logits = self.evaluation_logits(images)
         return self.criterion(logits, targets), logits, targets
 
     def shared_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, StepOutput]:

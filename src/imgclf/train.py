@@ -24,6 +24,22 @@ def instantiate_group(group: DictConfig | None) -> list:
     return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
 
 
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    return instantiate(
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        logger=instantiate_group(cfg.get("logger")) or False,
+        precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
+    )
+
+
+def write_metrics(trainer: L.Trainer, output_dir: str, metrics: dict) -> None:
+    if trainer.is_global_zero:
+        path = Path(output_dir) / "metrics.json"
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        log.info("metrics written to %s: %s", path, metrics)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the metrics written to metrics.json."""
     started = time.perf_counter()
@@ -33,12 +49,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
     )
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
-        precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
-    )
+    trainer = build_trainer(cfg)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
@@ -54,10 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     metrics["epochs"] = trainer.current_epoch
     metrics["seconds"] = round(time.perf_counter() - started, 1)
-    if trainer.is_global_zero:
-        path = Path(cfg.paths.output_dir) / "metrics.json"
-        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        log.info("metrics written to %s: %s", path, metrics)
+    write_metrics(trainer, cfg.paths.output_dir, metrics)
     return metrics
 
 

@@ -72,6 +72,23 @@ class ImageDataModule(LightningDataModule):
             self.class_names,
         )
 
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: what turns raw pixels into the model's input and its
+        outputs into class names, so a checkpoint predicts and exports on its own."""
+        return {
+            "dataset": self.dataset,
+            "class_names": list(self.class_names),
+            "in_channels": self.in_channels,
+            "image_size": self.image_size,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Evaluate with the statistics the model was trained with, even on other data."""
+        self.mean = torch.tensor(state_dict["mean"])
+        self.std = torch.tensor(state_dict["std"])
+
     def check_matches_config(self, loaded: DatasetSplits) -> None:
         found_shape = tuple(loaded.train.images.shape[1:])
         expected_shape = (self.in_channels, self.image_size, self.image_size)

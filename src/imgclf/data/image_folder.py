@@ -52,12 +52,29 @@ def read(root: Path, image_size: int, in_channels: int) -> DatasetSplits:
     )
 
 
+def load_image(path: Path, image_size: int, in_channels: int) -> np.ndarray:
+    """Any PIL-readable image as uint8 (image_size, image_size, in_channels): converted to grey
+    or RGB (alpha and palettes included) and resized. Raises OSError or ValueError if the
+    file is not a readable image."""
+    mode = {1: "L", 3: "RGB"}.get(in_channels)
+    if mode is None:
+        raise UserError(f"in_channels={in_channels}: images are read as 1 (grey) or 3 (RGB)")
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode).resize((image_size, image_size), Image.BILINEAR)
+            return np.asarray(image).reshape(image_size, image_size, in_channels)
+    except UnidentifiedImageError as error:
+        raise ValueError(str(error)) from error
+
+
+def images_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """(H, W, C) uint8 arrays to one (N, C, H, W) tensor."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
 def read_split(
     folder: Path, class_names: list[str], image_size: int, in_channels: int
 ) -> LabelledImages:
-    mode = {1: "L", 3: "RGB"}.get(in_channels)
-    if mode is None:
-        raise UserError(f"data.in_channels={in_channels}: image folders hold 1 (grey) or 3 (RGB)")
     images, labels, unreadable = [], [], []
     for label, name in enumerate(class_names):
         class_folder = folder / name
@@ -74,11 +91,9 @@ def read_split(
             )
         for path in files:
             try:
-                with Image.open(path) as image:
-                    image = image.convert(mode).resize((image_size, image_size), Image.BILINEAR)
-                    images.append(np.asarray(image).reshape(image_size, image_size, in_channels))
-                    labels.append(label)
-            except (UnidentifiedImageError, OSError, ValueError):
+                images.append(load_image(path, image_size, in_channels))
+                labels.append(label)
+            except (OSError, ValueError):
                 unreadable.append(path)
     if unreadable:
         log.warning(
@@ -87,5 +102,4 @@ def read_split(
             folder,
             ", ".join(str(path) for path in unreadable[:20]),
         )
-    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return LabelledImages(stacked, torch.tensor(labels, dtype=torch.int64))
+    return LabelledImages(images_to_tensor(images), torch.tensor(labels, dtype=torch.int64))

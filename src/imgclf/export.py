@@ -1,0 +1,130 @@
+"""`python scripts/export.py ckpt_path=<checkpoint> format=onnx|torchscript`: a model file that
+runs without imgclf: it takes [0, 1] pixels, normalises them itself, returns probabilities,
+and carries the class names in its metadata."""
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import onnx
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from imgclf.checkpoints import InputSpec, load_checkpoint
+from imgclf.errors import UserError, user_errors_reported
+from imgclf.module import ImageClassifier
+from imgclf.train import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+# The ONNX exporter narrates every optimisation pass at INFO level.
+for talkative in ("onnxscript", "onnx_ir", "torch.onnx"):
+    logging.getLogger(talkative).setLevel(logging.WARNING)
+
+FORMATS = ("onnx", "torchscript")
+INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
+
+
+class DeployableClassifier(nn.Module):
+    """float32 (N, C, H, W) pixels in [0, 1] to (N, classes) probabilities, with the
+    training set's normalisation and the model's test-time flip built in."""
+
+    def __init__(self, model: ImageClassifier, spec: InputSpec) -> None:
+        super().__init__()
+        # Exporters trace plain NCHW more portably than channels_last weights.
+        self.net = model.net.to(memory_format=torch.contiguous_format).float().eval()
+        self.flip_test_time = bool(model.flip_test_time)
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        normalised = (images - self.mean) / self.std
+        logits = self.net(normalised)
+        if self.flip_test_time:
+            logits = (logits + self.net(normalised.flip(3))) / 2
+        return logits.softmax(dim=1)
+
+
+def metadata(spec: InputSpec) -> dict[str, str]:
+    return {
+        "class_names": json.dumps(spec.class_names),
+        "input": f"{INPUT_NAME}: float32 (N, {spec.in_channels}, {spec.image_size}, "
+        f"{spec.image_size}), {'RGB' if spec.in_channels == 3 else 'grey'} in [0, 1]",
+        "output": f"{OUTPUT_NAME}: float32 (N, {len(spec.class_names)}), in class_names order",
+        "trained_on": spec.dataset,
+    }
+
+
+def export_onnx(
+    module: nn.Module, example: torch.Tensor, path: Path, spec: InputSpec, opset: int
+) -> None:
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=65536)}},
+        opset_version=opset,
+        external_data=False,  # one self-contained file
+        dynamo=True,
+    )
+    model = onnx.load(str(path))
+    for key, value in metadata(spec).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+def export_torchscript(
+    module: nn.Module, example: torch.Tensor, path: Path, spec: InputSpec
+) -> None:
+    traced = torch.jit.trace(module, example)
+    extra_files = {f"{key}.txt": value for key, value in metadata(spec).items()}
+    torch.jit.save(traced, str(path), _extra_files=extra_files)
+
+
+def usage(path: Path, spec: InputSpec, model_format: str) -> str:
+    shape = f"(N, {spec.in_channels}, {spec.image_size}, {spec.image_size})"
+    load = (
+        f"session = onnxruntime.InferenceSession('{path}')\n"
+        f"  probabilities = session.run(None, {{'{INPUT_NAME}': images}})[0]"
+        if model_format == "onnx"
+        else f"model = torch.jit.load('{path}')\n  probabilities = model(torch.from_numpy(images))"
+    )
+    colour = "RGB" if spec.in_channels == 3 else "greyscale"
+    return (
+        f"wrote {path}\n"
+        f"input '{INPUT_NAME}': float32 {shape}, {colour} pixels scaled to [0, 1] "
+        f"(resize images to {spec.image_size}x{spec.image_size}); normalisation is built in\n"
+        f"output '{OUTPUT_NAME}': float32 (N, {len(spec.class_names)}), one probability per "
+        f"class, in the order of the 'class_names' metadata: {', '.join(spec.class_names)}\n"
+        f"call it:\n  {load}"
+    )
+
+
+def export(cfg: DictConfig) -> Path:
+    if cfg.format not in FORMATS:
+        raise UserError(f"format={cfg.format} is not supported; choose one of {', '.join(FORMATS)}")
+    model, spec = load_checkpoint(cfg.ckpt_path)
+    module = DeployableClassifier(model, spec).eval()
+    example = torch.rand(2, spec.in_channels, spec.image_size, spec.image_size)
+    path = Path(cfg.output).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.format == "onnx":
+        export_onnx(module, example, path, spec, cfg.onnx_opset)
+    else:
+        export_torchscript(module, example, path, spec)
+    print(usage(path, spec, cfg.format))
+    return path
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    with user_errors_reported():
+        export(cfg)
+
+
+if __name__ == "__main__":
+    main()

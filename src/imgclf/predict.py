@@ -1,0 +1,151 @@
+"""`python scripts/predict.py ckpt_path=<checkpoint> inputs=<file, folder or glob>`: classify
+the user's own images with a trained model."""
+
+import csv
+import glob
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from imgclf.callbacks.grids import build_image_grid_figure
+from imgclf.callbacks.publish import save_figure
+from imgclf.checkpoints import InputSpec, load_checkpoint
+from imgclf.data.image_folder import IMAGE_SUFFIXES, images_to_tensor, load_image
+from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
+from imgclf.module import ImageClassifier
+from imgclf.train import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+
+def find_images(inputs: str) -> list[Path]:
+    """A file as given (whatever its suffix), every image in a folder, or a glob's matches."""
+    path = Path(inputs).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if not files:
+            raise UserError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return sorted(files)
+    matches = sorted(Path(match) for match in glob.glob(str(path), recursive=True))
+    files = [match for match in matches if match.is_file()]
+    if not files:
+        raise UserError(
+            f"inputs={inputs}: no such file or folder, and no file matches it as a glob. "
+            "Pass an image, a folder of images or a pattern such as 'photos/*.jpg'."
+        )
+    return files
+
+
+def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.Tensor, list[Path]]:
+    """(readable files, their pixels as uint8 (N, C, H, W), unreadable files)."""
+    readable, pixels, skipped = [], [], []
+    for path in files:
+        try:
+            pixels.append(load_image(path, spec.image_size, spec.in_channels))
+            readable.append(path)
+        except (OSError, ValueError) as error:
+            log.warning("skipped %s: not a readable image (%s)", path, error)
+            skipped.append(path)
+    return readable, images_to_tensor(pixels) if pixels else torch.zeros(0), skipped
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: ImageClassifier, spec: InputSpec, pixels: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    mean = torch.tensor(spec.mean)[None, :, None, None]
+    std = torch.tensor(spec.std)[None, :, None, None]
+    batches = []
+    for start in range(0, len(pixels), batch_size):
+        images = (pixels[start : start + batch_size].float() / 255 - mean) / std
+        batches.append(model.evaluation_logits(images).softmax(dim=1))
+    return torch.cat(batches)
+
+
+def write_predictions(
+    path: Path, files: list[Path], probabilities: torch.Tensor, names: list[str], top_k: int
+) -> list[dict]:
+    rows = []
+    confidences, classes = probabilities.topk(min(top_k, len(names)), dim=1)
+    for file, top_confidences, top_classes in zip(files, confidences, classes, strict=True):
+        ranked = [
+            f"{names[int(label)]} {float(confidence):.1%}"
+            for confidence, label in zip(top_confidences, top_classes, strict=True)
+        ]
+        rows.append(
+            {
+                "file": str(file),
+                "predicted": names[int(top_classes[0])],
+                "confidence": round(float(top_confidences[0]), 4),
+                f"top_{top_k}": "; ".join(ranked),
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    table = Table(title="Predictions")
+    for column in rows[0]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            *(f"{value:.1%}" if isinstance(value, float) else value for value in row.values())
+        )
+    Console(width=160).print(table)
+
+
+def save_grid(path: Path, pixels: torch.Tensor, rows: list[dict]) -> None:
+    titles = [
+        f"{Path(row['file']).name}\n{row['predicted']} ({row['confidence']:.0%})" for row in rows
+    ]
+    figure = build_image_grid_figure(pixels, titles, "Predictions")
+    save_figure(figure, path)
+
+
+def predict(cfg: DictConfig) -> int:
+    """Returns the number of skipped files."""
+    files = find_images(str(cfg.inputs))
+    model, spec = load_checkpoint(cfg.ckpt_path)
+    readable, pixels, skipped = read_images(files, spec)
+    if not readable:
+        raise UserError(f"none of the {len(files)} input file(s) is a readable image")
+    probabilities = predict_probabilities(model, spec, pixels, cfg.batch_size)
+    output_dir = Path(cfg.paths.output_dir)
+    rows = write_predictions(
+        output_dir / "predictions.csv", readable, probabilities, spec.class_names, cfg.top_k
+    )
+    print_table(rows)
+    log.info("%d image(s) classified; predictions.csv in %s", len(rows), output_dir)
+    if cfg.save_grid:
+        limit = cfg.grid_max_images
+        save_grid(output_dir / "predictions.png", pixels[:limit], rows[:limit])
+    if skipped:
+        log.error(
+            "%d file(s) skipped as unreadable: %s", len(skipped), ", ".join(map(str, skipped))
+        )
+    return len(skipped)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    with user_errors_reported():
+        skipped = predict(cfg)
+    if skipped:
+        sys.exit(USER_ERROR_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    main()

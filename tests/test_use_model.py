@@ -1,0 +1,179 @@
+"""Using a trained model: evaluate a checkpoint, classify image files, export to ONNX and
+TorchScript and run the exports with onnxruntime and torch.jit."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from imgclf.checkpoints import load_checkpoint
+
+from cli import run_script
+from conftest import REAL_DATA_DIR
+from dataset_files import write_image_folder
+
+
+def test_eval_reproduces_the_test_accuracy_training_reported(
+    mnist_run: tuple, tmp_path: Path
+) -> None:
+    _, trained = mnist_run
+    result = run_script(
+        "scripts/eval.py",
+        f"ckpt_path={trained['best_checkpoint']}",  # no data=: the checkpoint's own, MNIST
+        f"hydra.run.dir={tmp_path}",
+        data_dir=REAL_DATA_DIR,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())
+    assert evaluated["dataset"] == "mnist"
+    assert evaluated["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    report = json.loads((tmp_path / "classification_report.json").read_text())
+    assert report["support"] == 10_000
+    assert (tmp_path / "figures" / "confusion_matrix.png").is_file()
+    assert (
+        "![Confusion matrix (test set)](figures/confusion_matrix.png)"
+        in (tmp_path / "report.md").read_text()
+    )
+
+
+def test_eval_on_data_of_another_shape_names_the_mismatch(mnist_run: tuple, tmp_path: Path) -> None:
+    _, trained = mnist_run
+    result = run_script(
+        "scripts/eval.py",
+        f"ckpt_path={trained['best_checkpoint']}",
+        "data=cifar10",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 2
+    assert "takes 10 classes of 1x28x28 images (mnist)" in result.stderr
+    assert "10 classes of 3x32x32 images" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def user_images(tmp_path: Path) -> tuple[Path, Path]:
+    """PNGs and JPEGs of many sizes in RGB, grey, RGBA and palette modes, and one file that
+    only pretends to be a PNG."""
+    folder = write_image_folder(tmp_path / "photos", per_class=3)
+    corrupt = folder / "dog" / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing an image needs")
+    return folder, corrupt
+
+
+def test_predict_classifies_every_readable_image_and_names_the_corrupt_one(
+    cifar_run: tuple, user_images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run_dir, _ = cifar_run
+    folder, corrupt = user_images
+    output = tmp_path / "predict"
+    result = run_script(
+        "scripts/predict.py",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"inputs={folder}",
+        "save_grid=true",
+        f"hydra.run.dir={output}",
+    )
+    assert result.returncode == 2  # a file was skipped
+    assert f"skipped {corrupt}" in result.stdout + result.stderr  # Hydra logs to stdout
+    with (output / "predictions.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 9
+    assert str(corrupt) not in {row["file"] for row in rows}
+    classes = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"}  # fmt: skip
+    for row in rows:
+        assert row["predicted"] in classes
+        assert 0.1 <= float(row["confidence"]) <= 1.0  # the top of 10 probabilities
+        assert len(row["top_3"].split("; ")) == 3
+    assert "predicted" in result.stdout and Path(rows[0]["file"]).name in result.stdout
+    assert Image.open(output / "predictions.png").size[0] > 200
+
+
+def test_predict_matches_the_model_on_the_same_pixels(cifar_run: tuple, tmp_path: Path) -> None:
+    """The file path gives the probabilities the model gives the same resized pixels."""
+    run_dir, _ = cifar_run
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "one.png")
+    result = run_script(
+        "scripts/predict.py",
+        f"ckpt_path={checkpoint}",
+        f"inputs={tmp_path / '*.png'}",  # a glob
+        f"hydra.run.dir={tmp_path / 'out'}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with (tmp_path / "out" / "predictions.csv").open() as file:
+        (row,) = list(csv.DictReader(file))
+    model, spec = load_checkpoint(checkpoint)
+    images = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+    normalised = (images - torch.tensor(spec.mean)[:, None, None]) / torch.tensor(spec.std)[
+        :, None, None
+    ]
+    with torch.no_grad():
+        probabilities = model.evaluation_logits(normalised).softmax(dim=1)[0]
+    assert row["predicted"] == spec.class_names[int(probabilities.argmax())]
+    assert float(row["confidence"]) == pytest.approx(float(probabilities.max()), abs=1e-4)
+
+
+def test_predict_with_a_missing_input_or_checkpoint_is_one_clear_error(
+    cifar_run: tuple, tmp_path: Path
+) -> None:
+    run_dir, _ = cifar_run
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    missing = run_script(
+        "scripts/predict.py", f"ckpt_path={checkpoint}", f"inputs={tmp_path / 'nowhere'}",
+        f"hydra.run.dir={tmp_path / 'a'}",
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert f"inputs={tmp_path / 'nowhere'}: no such file or folder" in missing.stderr
+    not_a_checkpoint = tmp_path / "model.ckpt"
+    not_a_checkpoint.write_bytes(b"definitely not a checkpoint")
+    garbage = run_script(
+        "scripts/predict.py", f"ckpt_path={not_a_checkpoint}", f"inputs={checkpoint}",
+        f"hydra.run.dir={tmp_path / 'b'}",
+    )  # fmt: skip
+    assert garbage.returncode == 2
+    assert f"{not_a_checkpoint} is not a readable imgclf checkpoint" in garbage.stderr
+    for result in (missing, garbage):
+        assert "Traceback" not in result.stderr
+
+
+def exported_vs_model(run_dir: Path, tmp_path: Path, model_format: str) -> tuple:
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    output = tmp_path / f"model.{model_format}"
+    result = run_script(
+        "scripts/export.py", f"ckpt_path={checkpoint}", f"format={model_format}",
+        f"output={output}", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "input 'images': float32 (N, 3, 32, 32)" in result.stdout
+    model, spec = load_checkpoint(checkpoint)
+    images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    mean, std = torch.tensor(spec.mean)[:, None, None], torch.tensor(spec.std)[:, None, None]
+    with torch.no_grad():
+        expected = model.evaluation_logits((images - mean) / std).softmax(dim=1)
+    return output, images, expected, spec
+
+
+def test_onnx_export_runs_in_onnxruntime_like_the_pytorch_model(
+    cifar_run: tuple, tmp_path: Path
+) -> None:
+    path, images, expected, spec = exported_vs_model(cifar_run[0], tmp_path, "onnx")
+    session = onnxruntime.InferenceSession(str(path))
+    (probabilities,) = session.run(None, {"images": images.numpy()})
+    np.testing.assert_allclose(probabilities, expected.numpy(), atol=1e-4)
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["class_names"]) == spec.class_names
+
+
+def test_torchscript_export_loads_with_jit_and_matches(cifar_run: tuple, tmp_path: Path) -> None:
+    path, images, expected, spec = exported_vs_model(cifar_run[0], tmp_path, "torchscript")
+    extra_files = {"class_names.txt": ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra_files)
+    torch.testing.assert_close(loaded(images), expected, atol=1e-4, rtol=0)
+    assert json.loads(extra_files["class_names.txt"]) == spec.class_names
