@@ -1,10 +1,26 @@
-"""OmegaConf resolvers the configs use; registered on import."""
+"""The configs' resolvers (registered on import) and the checks of user-set values that run
+before any data is read."""
 
+import os
+import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+import torch
+from lightning.fabric.connector import _PRECISION_INPUT
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imgclf.data.image_folder import find_class_names
+from imgclf.errors import UserError
+
+# Everything Lightning accepts, and ours.
+PRECISIONS = {"auto"} | {
+    str(value) for group in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(group)
+}
+# Config `_target_`s are imported and called: only these packages may be named, so that a
+# config string cannot run arbitrary code (`_target_: os.system`).
+ALLOWED_TARGET_PACKAGES = ("imgclf.", "torch.", "torchvision.", "lightning.", "torchmetrics.")
 
 
 def image_folder_class_count(root: str) -> int:
@@ -19,3 +35,95 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# (key, is it valid, what is allowed); a key absent from the config is not checked.
+Rule = tuple[str, Callable[[Any], bool], str]
+RULES: list[Rule] = [
+    ("optimizer.lr", lambda v: is_number(v) and v > 0, "a learning rate > 0, e.g. 0.001"),
+    ("optimizer.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    ("data.batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    ("data.val_ratio", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1), e.g. 0.1"),
+    ("data.test_ratio", lambda v: is_number(v) and 0 < v < 1, "a fraction in (0, 1), e.g. 0.1"),
+    ("data.image_size", lambda v: isinstance(v, int) and v >= 8, "an integer >= 8 (pixels)"),
+    ("model.label_smoothing", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {sorted(PRECISIONS)}"),
+    (
+        "trainer.max_epochs",
+        lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
+        "an integer >= 1 (or -1: until stopped)",
+    ),
+    ("seed", lambda v: isinstance(v, int), "an integer"),
+]
+
+
+def dropout_rules(cfg: DictConfig) -> list[Rule]:
+    """Every `*dropout*` setting of the network: a probability in [0, 1)."""
+    net = OmegaConf.select(cfg, "model.net") or {}
+    return [
+        (f"model.net.{key}", lambda v: is_number(v) and 0 <= v < 1, "a probability in [0, 1)")
+        for key in net
+        if "dropout" in str(key)
+    ]
+
+
+def device_problem(cfg: DictConfig) -> str | None:
+    trainer = cfg.get("trainer") or {}
+    accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", 1)
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        return (
+            f"trainer.accelerator={accelerator}, but this machine has no usable GPU: use "
+            "trainer=cpu (or trainer.accelerator=auto)"
+        )
+    if not isinstance(devices, int) or isinstance(devices, bool):
+        return None  # "auto", a list of ids: Lightning checks those itself
+    gpus = torch.cuda.device_count() if accelerator != "cpu" else 0
+    available = gpus or os.cpu_count() or 1
+    kind = "GPU(s)" if gpus else "CPU cores"
+    if devices < 1 and devices != -1:
+        return f"trainer.devices={devices} is not allowed: use an integer >= 1, or -1 for all"
+    if devices > available:
+        return (
+            f"trainer.devices={devices}, but this machine has {available} {kind}: use "
+            f"trainer.devices=<1..{available}>"
+        )
+    return None
+
+
+def target_problems(config: Any, key: str = "") -> list[str]:
+    if isinstance(config, DictConfig | ListConfig):
+        # Unresolved: `_target_`s are literal, and resolving could run the resolvers.
+        config = OmegaConf.to_container(config, resolve=False)
+    if isinstance(config, dict):
+        problems = []
+        for name, value in config.items():
+            child = f"{key}.{name}" if key else str(name)
+            if name == "_target_" and not str(value).startswith(ALLOWED_TARGET_PACKAGES):
+                allowed = ", ".join(p.rstrip(".") for p in ALLOWED_TARGET_PACKAGES)
+                problems.append(f"{child}={value} is not allowed: only {allowed} objects")
+            else:
+                problems += target_problems(value, child)
+        return problems
+    if isinstance(config, list):
+        return [p for i, value in enumerate(config) for p in target_problems(value, f"{key}[{i}]")]
+    return []
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise one UserError listing every invalid value, naming the key, the value and what is
+    allowed."""
+    problems = []
+    for key, is_valid, allowed in [*RULES, *dropout_rules(cfg)]:
+        missing = object()
+        value = OmegaConf.select(cfg, key, default=missing)
+        if value is not missing and not is_valid(value):
+            problems.append(f"{key}={value} is not allowed: use {allowed}")
+    if problem := device_problem(cfg):
+        problems.append(problem)
+    problems += target_problems(cfg)
+    if problems:
+        raise UserError("invalid configuration:\n  " + "\n  ".join(problems))

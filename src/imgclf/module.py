@@ -134,6 +134,20 @@ class ImageClassifier(LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self.shared_step(batch, "test")[1]
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Augmentation and dropout draw from torch's global generators; with their state a
+        # run resumed from this checkpoint continues exactly as the uninterrupted run would.
+        checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states", {})
+        if "cpu" in states:
+            torch.set_rng_state(states["cpu"])
+        if "cuda" in states and torch.cuda.device_count() == len(states["cuda"]):
+            torch.cuda.set_rng_state_all(states["cuda"])
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:

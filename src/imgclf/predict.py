@@ -49,7 +49,7 @@ def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.T
     readable, pixels, skipped = [], [], []
     for path in files:
         try:
-            pixels.append(load_image(path, spec.image_size, spec.in_channels))
+            pixels.append(load_image(path, spec.image_size, spec.in_channels)[0])
             readable.append(path)
         except (OSError, ValueError) as error:
             log.warning("skipped %s: not a readable image (%s)", path, error)

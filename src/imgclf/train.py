@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -10,25 +11,35 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import imgclf.config  # noqa: F401  registers the resolvers the configs use
+from imgclf.config import validate
 from imgclf.errors import user_errors_reported
 from imgclf.precision import resolve_precision
+from imgclf.resume import checkpoint_step, resume_arguments
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def instantiate_group(group: DictConfig | None) -> list:
-    """Callbacks and loggers: each entry with a `_target_`; `null` entries are switched off."""
-    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
+def instantiate_group(group: DictConfig | None, **tensorboard_options: object) -> list:
+    """Callbacks and loggers: each entry with a `_target_`; `null` entries are switched off.
+    `tensorboard_options` go to TensorBoard loggers only."""
+    return [
+        instantiate(entry, **(tensorboard_options if "TensorBoard" in entry._target_ else {}))
+        for entry in (group or {}).values()
+        if entry and "_target_" in entry
+    ]
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
+    resume_from = cfg.get("ckpt_path")
+    # A resumed run hides the events logged after its checkpoint by the run that stopped,
+    # so its curves continue without two values at one step.
+    purge = {"purge_step": checkpoint_step(resume_from)} if resume_from else {}
     return instantiate(
         cfg.trainer,
         callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
+        logger=instantiate_group(cfg.get("logger"), **purge) or False,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
 
@@ -43,6 +54,7 @@ def write_metrics(trainer: L.Trainer, output_dir: str, metrics: dict) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the metrics written to metrics.json."""
     started = time.perf_counter()
+    validate(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -51,7 +63,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     trainer = build_trainer(cfg)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test"):
@@ -70,11 +82,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
     """Returns the optimised metric, so that Hydra sweepers can use it."""
     with user_errors_reported():
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))
+
+
+def main() -> float | None:
+    with user_errors_reported():
+        sys.argv[1:] = resume_arguments(sys.argv[1:])
+    return run()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 
 from imgclf.callbacks.confusion import ConfusionMatrixCallback  # noqa: E402
 from imgclf.callbacks.curves import LearningCurvesCallback  # noqa: E402
+from imgclf.callbacks.divergence import DivergenceGuard  # noqa: E402
 from imgclf.callbacks.exploration import DataExplorationCallback  # noqa: E402
 from imgclf.callbacks.filters import FirstLayerFiltersCallback  # noqa: E402
 from imgclf.callbacks.gradcam import GradCamCallback  # noqa: E402
@@ -20,6 +21,7 @@ __all__ = [
     "ClassificationReportCallback",
     "ConfusionMatrixCallback",
     "DataExplorationCallback",
+    "DivergenceGuard",
     "FirstLayerFiltersCallback",
     "GradCamCallback",
     "LearningCurvesCallback",

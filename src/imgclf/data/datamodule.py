@@ -136,6 +136,7 @@ class ImageDataModule(LightningDataModule):
             seed=torch.initial_seed(),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
+            current_epoch=lambda: trainer.current_epoch if trainer else 0,
         )
 
     def train_dataloader(self) -> InMemoryBatches:

@@ -52,17 +52,18 @@ def read(root: Path, image_size: int, in_channels: int) -> DatasetSplits:
     )
 
 
-def load_image(path: Path, image_size: int, in_channels: int) -> np.ndarray:
-    """Any PIL-readable image as uint8 (image_size, image_size, in_channels): converted to grey
-    or RGB (alpha and palettes included) and resized. Raises OSError or ValueError if the
-    file is not a readable image."""
+def load_image(path: Path, image_size: int, in_channels: int) -> tuple[np.ndarray, tuple]:
+    """Any PIL-readable image as uint8 (image_size, image_size, in_channels), converted to grey
+    or RGB (alpha and palettes included) and resized, with its size on disk (width, height).
+    Raises OSError or ValueError if the file is not a readable image."""
     mode = {1: "L", 3: "RGB"}.get(in_channels)
     if mode is None:
         raise UserError(f"in_channels={in_channels}: images are read as 1 (grey) or 3 (RGB)")
     try:
         with Image.open(path) as image:
+            original_size = image.size
             image = image.convert(mode).resize((image_size, image_size), Image.BILINEAR)
-            return np.asarray(image).reshape(image_size, image_size, in_channels)
+            return np.asarray(image).reshape(image_size, image_size, in_channels), original_size
     except UnidentifiedImageError as error:
         raise ValueError(str(error)) from error
 
@@ -75,7 +76,7 @@ def images_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
 def read_split(
     folder: Path, class_names: list[str], image_size: int, in_channels: int
 ) -> LabelledImages:
-    images, labels, unreadable = [], [], []
+    images, labels, unreadable, sizes = [], [], [], {}
     for label, name in enumerate(class_names):
         class_folder = folder / name
         files = (
@@ -89,12 +90,19 @@ def read_split(
             raise UserError(
                 f"class folder {class_folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})."
             )
+        readable_before = len(images)
         for path in files:
             try:
-                images.append(load_image(path, image_size, in_channels))
+                pixels, sizes[path] = load_image(path, image_size, in_channels)
+                images.append(pixels)
                 labels.append(label)
             except (OSError, ValueError):
                 unreadable.append(path)
+        if len(images) == readable_before:
+            raise UserError(
+                f"class folder {class_folder} has no readable image: all {len(files)} file(s) "
+                f"fail to decode, e.g. {files[0]}. Replace or remove them."
+            )
     if unreadable:
         log.warning(
             "skipped %d unreadable image(s) in %s: %s",
@@ -102,4 +110,25 @@ def read_split(
             folder,
             ", ".join(str(path) for path in unreadable[:20]),
         )
+    report_mixed_sizes(folder, sizes, image_size)
     return LabelledImages(images_to_tensor(images), torch.tensor(labels, dtype=torch.int64))
+
+
+def report_mixed_sizes(folder: Path, sizes: dict[Path, tuple], image_size: int) -> None:
+    """Mixed sizes are normal in a folder of photos, but resizing stretches the non-square
+    ones: say so, with the extremes, so a surprising source image can be found."""
+    if len(set(sizes.values())) < 2:
+        return
+    smallest = min(sizes, key=lambda path: sizes[path][0] * sizes[path][1])
+    largest = max(sizes, key=lambda path: sizes[path][0] * sizes[path][1])
+    log.info(
+        "%s: images of %d sizes, from %dx%d (%s) to %dx%d (%s), all resized to %dx%d",
+        folder,
+        len(set(sizes.values())),
+        *sizes[smallest],
+        smallest,
+        *sizes[largest],
+        largest,
+        image_size,
+        image_size,
+    )

@@ -1,6 +1,6 @@
 """Batches straight out of in-memory tensors: one index gather per batch, no collation."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -10,9 +10,11 @@ from imgclf.data.splits import LabelledImages
 class InMemoryBatches:
     """An iterable of (images, labels) batches that Lightning accepts as a dataloader.
 
-    Each pass reshuffles with a generator seeded by (seed, pass number), so runs with the same
-    seed see the same order. Under DDP each rank takes every `world_size`-th example of the
-    shared permutation, trimmed so that all ranks run the same number of steps.
+    Each epoch reshuffles with a generator seeded by (seed, epoch), so runs with the same seed
+    see the same order, and a run resumed from a checkpoint sees the order the uninterrupted
+    run would have; `current_epoch` tells the epoch (the trainer's) when iteration starts.
+    Under DDP each rank takes every `world_size`-th example of the shared permutation, trimmed
+    so that all ranks run the same number of steps.
     """
 
     def __init__(
@@ -24,6 +26,7 @@ class InMemoryBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        current_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
@@ -32,7 +35,7 @@ class InMemoryBatches:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.passes = 0
+        self.current_epoch = current_epoch
 
     def _examples_per_rank(self) -> int:
         return len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
@@ -45,11 +48,10 @@ class InMemoryBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.current_epoch())
             order = torch.randperm(len(self.data), generator=generator)
         else:
             order = torch.arange(len(self.data))
-        self.passes += 1
         order = order[self.rank :: self.world_size][: self._examples_per_rank()]
         for batch in range(len(self)):
             indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]

@@ -1,0 +1,47 @@
+"""`python train.py resume=<run folder>`: continue a stopped run where its last checkpoint left
+it, with the run's own composed config, writing into the same folder."""
+
+from pathlib import Path
+
+import torch
+
+from imgclf.errors import UserError
+
+RESUME_PREFIX = "resume="
+
+
+def resume_arguments(arguments: list[str]) -> list[str]:
+    """Command-line arguments with `resume=<run>` replaced by what resuming means to Hydra:
+    the run's saved config as the primary config, its folder as the run folder and its last
+    checkpoint as `ckpt_path`. The original .hydra/ files are kept; the resumed job's go to
+    .hydra/resumed/. Other arguments pass through, after these, so they win."""
+    chosen = [argument for argument in arguments if argument.startswith(RESUME_PREFIX)]
+    if not chosen:
+        return arguments
+    run_dir = Path(chosen[-1][len(RESUME_PREFIX) :]).expanduser().resolve()
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise UserError(
+            f"resume={run_dir}: not a run folder (no .hydra/config.yaml in it). Pass the "
+            "folder of a training run, e.g. outputs/runs/<date>_<time>_<model>_<data>."
+        )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise UserError(
+            f"resume={run_dir}: the run has no checkpoints/last.ckpt, so it stopped before its "
+            "first epoch ended. Start it again instead."
+        )
+    others = [argument for argument in arguments if not argument.startswith(RESUME_PREFIX)]
+    return [
+        f"--config-path={config.parent}",
+        "--config-name=config",
+        f"hydra.run.dir={run_dir}",
+        "hydra.output_subdir=.hydra/resumed",
+        f"ckpt_path={last}",
+        *others,
+    ]
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The optimizer step a checkpoint was saved at."""
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])

@@ -1,0 +1,223 @@
+"""Reliability as a user meets it: a killed run resumes to the same result, the same seed
+gives the same metrics, bad values and bad data stop with one clear message, a diverging run
+stops and keeps its last good checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from test_callbacks import load_events
+from torch import nn
+
+from imgclf.callbacks import DivergenceGuard
+from imgclf.checkpoint_io import AtomicCheckpointIO
+from imgclf.errors import UserError
+
+from cli import REPO, run_train
+from conftest import require_real_data
+from dataset_files import write_image_folder
+
+# Three short epochs of simple_cnn on the real MNIST, with per-step logging to TensorBoard.
+SHORT_MNIST_RUN = [
+    "experiment=mnist_quick",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=25",
+    "trainer.log_every_n_steps=5",
+    "callbacks=minimal",
+]
+
+
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    data_dir = require_real_data("MNIST/raw")
+    uninterrupted = run_train(
+        *SHORT_MNIST_RUN, f"hydra.run.dir={tmp_path / 'whole'}", data_dir=data_dir
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *SHORT_MNIST_RUN, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env={**os.environ, "IMGCLF_DATA_DIR": str(data_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the second epoch, past a few logged steps
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = run_train(f"resume={run_dir}", data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 3
+    assert metrics["test/acc"] == pytest.approx(whole["test/acc"], abs=0.005)
+    # The original config and overrides are kept; the resumed job's own are beside them.
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / ".hydra" / "resumed" / "config.yaml").is_file()
+    # TensorBoard shows each step once: the killed run's steps after its checkpoint are purged.
+    events = load_events(run_dir)
+    for tag in ("lr-Adam", "train/loss", "val/acc"):
+        steps = [event.step for event in events.Scalars(tag)]
+        assert len(steps) == len(set(steps)), f"{tag} has duplicated steps: {steps}"
+    assert len(events.Scalars("val/acc")) == 3
+
+
+def test_lightning_ckpt_path_resumes_too(tmp_path: Path, fixture_data_dir: Path) -> None:
+    first = run_train(
+        "data.batch_size=16", "trainer.max_epochs=1", "callbacks=minimal", "scheduler=none",
+        f"hydra.run.dir={tmp_path / 'a'}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_train(
+        "data.batch_size=16", "trainer.max_epochs=2", "callbacks=minimal", "scheduler=none",
+        f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={tmp_path / 'b'}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["epochs"] == 2
+    assert "Restoring states from the checkpoint path" in second.stdout + second.stderr
+
+
+def test_resume_of_a_folder_that_is_not_a_run_says_so(tmp_path: Path) -> None:
+    result = run_train(f"resume={tmp_path}")
+    assert result.returncode == 2
+    assert f"resume={tmp_path}: not a run folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_checkpoint_write_that_fails_midway_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "weights": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017  torch.save fails on a lambda, part-way through
+        io.save_checkpoint({"epoch": 2, "weights": torch.zeros(3), "bad": lambda: None}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [entry.name for entry in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_same_seed_and_deterministic_gives_identical_metrics(
+    tmp_path: Path, fixture_data_dir: Path
+) -> None:
+    results = []
+    for attempt in ("a", "b"):
+        result = run_train(
+            "data.batch_size=16", "trainer.max_epochs=2", "trainer.deterministic=true",
+            "callbacks=minimal", "seed=7", f"hydra.run.dir={tmp_path / attempt}",
+            data_dir=fixture_data_dir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = json.loads((tmp_path / attempt / "metrics.json").read_text())
+        results.append(
+            {k: v for k, v in metrics.items() if k not in ("seconds", "best_checkpoint")}
+        )
+    assert results[0] == results[1]
+
+
+BAD_VALUES = {
+    "optimizer.lr=-0.01": "optimizer.lr=-0.01 is not allowed: use a learning rate > 0",
+    "data.batch_size=0": "data.batch_size=0 is not allowed: use an integer >= 1",
+    "data.val_ratio=1.2": "data.val_ratio=1.2 is not allowed: use a fraction in (0, 1)",
+    "model.net.head_dropout=1.5": "model.net.head_dropout=1.5 is not allowed: use a "
+    "probability in [0, 1)",
+    "trainer.precision=fp8": "trainer.precision=fp8 is not allowed: use one of [",
+    "trainer.devices=64": "trainer.devices=64, but this machine has",
+}
+
+
+def test_every_bad_value_is_named_before_any_data_is_read(tmp_path: Path) -> None:
+    empty = tmp_path / "no_data_here"
+    empty.mkdir()
+    result = run_train(
+        *BAD_VALUES, "data.download=false", f"hydra.run.dir={tmp_path / 'run'}", data_dir=empty
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("imgclf: error: invalid configuration:") == 1
+    for message in BAD_VALUES.values():
+        assert message in result.stderr
+    assert "is not in" not in result.stderr  # the data was never looked for
+    assert "Traceback" not in result.stderr
+
+
+def test_config_target_outside_the_allowed_packages_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    result = run_train(
+        "model.net._target_=os.system", f"+model.net.command='touch {marker}'",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "model.net._target_=os.system is not allowed" in result.stderr
+    assert not marker.exists()
+
+
+def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "optimizer.lr=0", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "optimizer.lr=0 is not allowed" in result.stderr
+
+
+def test_empty_image_folder_and_unreadable_class_are_named(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_train(
+        "data=image_folder", f"data.data_dir={empty}", f"hydra.run.dir={tmp_path / 'a'}"
+    )
+    assert result.returncode == 2
+    assert f"image folder {empty} has 0 class subfolder(s)" in result.stderr
+
+    folder = write_image_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=3)
+    for image in (folder / "dog").iterdir():
+        image.write_bytes(b"not an image at all")
+    result = run_train(
+        "data=image_folder", f"data.data_dir={folder}", f"hydra.run.dir={tmp_path / 'b'}"
+    )
+    assert result.returncode == 2
+    assert f"class folder {folder / 'dog'} has no readable image" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class DivergesInSecondEpoch(L.LightningModule):
+    """A linear model whose loss turns NaN at the start of epoch 2 (index 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(self.layer(batch[0]), batch[1])
+        return loss * torch.nan if self.current_epoch == 1 else loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_nan_loss_stops_training_naming_the_step_and_keeps_the_last_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[DivergenceGuard(), checkpoints], logger=False,
+        enable_progress_bar=False, plugins=[AtomicCheckpointIO()],
+    )  # fmt: skip
+    with pytest.raises(UserError, match=r"training diverged: the loss is nan at step 5 \(epoch 1"):
+        trainer.fit(DivergesInSecondEpoch(), torch.utils.data.DataLoader(data, batch_size=8))
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 0
+    assert all(torch.isfinite(value).all() for value in saved["state_dict"].values())
