@@ -50,7 +50,7 @@ def load_checkpoint(path: str | Path) -> tuple[ImageClassifier, InputSpec]:
     if data_state is None:
         raise UserError(
             f"{path} does not record the data it was trained on (class names, normalisation); "
-            "it predates imgclf 0.2. Retrain, or resume it for one epoch to re-save it."
+            "it was written by imgclf 0.1. Train it again with this version."
         )
     model = ImageClassifier(**hyper_parameters)
     model.load_state_dict(state_dict)

@@ -47,7 +47,8 @@ def build_class_distribution_figure(
     axis.set_xticklabels(class_names, rotation=45, ha="right")
     axis.set_ylabel("images")
     axis.set_title("Images per class")
-    axis.legend()
+    axis.set_ylim(top=axis.get_ylim()[1] * 1.2)  # headroom for the legend above the bars
+    axis.legend(loc="upper center", ncol=len(splits))
     figure.tight_layout()
     return figure
 

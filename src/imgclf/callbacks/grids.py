@@ -36,7 +36,7 @@ def build_image_grid_figure(
     columns = min(columns, count)
     rows = math.ceil(count / columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(1.7 * columns, 1.9 * rows + 0.5), squeeze=False
+        rows, columns, figsize=(1.7 * columns, 2.05 * rows + 0.5), squeeze=False
     )
     pixels = as_displayable(images)
     for index, axis in enumerate(axes.flat):
