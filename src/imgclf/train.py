@@ -13,8 +13,10 @@ from omegaconf import DictConfig
 
 from imgclf.config import validate
 from imgclf.errors import user_errors_reported
+from imgclf.hparams import log_hyperparameters
 from imgclf.precision import resolve_precision
 from imgclf.resume import checkpoint_step, resume_arguments
+from imgclf.sweeps import in_multirun, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +80,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["epochs"] = trainer.current_epoch
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     write_metrics(trainer, cfg.paths.output_dir, metrics)
+    if trainer.is_global_zero:
+        log_hyperparameters(trainer, cfg, metrics)
     return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def run(cfg: DictConfig) -> float | None:
-    """Returns the optimised metric, so that Hydra sweepers can use it."""
-    with user_errors_reported():
-        metrics = train(cfg)
+    """Returns the optimised metric, so that Hydra sweepers can use it. In a multirun a failed
+    job records its error and returns NaN, so the other jobs still run."""
+    started = time.perf_counter()
+    try:
+        with user_errors_reported():
+            metrics = train(cfg)
+    except (Exception, SystemExit) as error:
+        if not in_multirun():
+            raise
+        # A user error arrives as the SystemExit that reported it; the error is its context.
+        cause = error.__context__ if isinstance(error, SystemExit) else error
+        return record_failure(cfg.paths.output_dir, cause or error, started)
     return metrics.get(cfg.get("optimized_metric"))
 
 

@@ -1,0 +1,54 @@
+"""Multiruns: a failing job is recorded and the sweep goes on; at the end, the sweep folder
+gets summary.csv and summary.md, one row per job, best first."""
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from imgclf.errors import user_error_message
+from imgclf.leaderboard import ERROR_FILE, describe_run, rank, write_leaderboard
+
+log = logging.getLogger(__name__)
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def record_failure(output_dir: str | Path, error: BaseException, started: float) -> float:
+    """Write the job's error.json and return NaN, the value a sweeper reads as a failed job."""
+    message = user_error_message(error) or f"{type(error).__name__}: {error}"
+    path = Path(output_dir) / ERROR_FILE
+    path.write_text(
+        json.dumps({"error": message, "seconds": round(time.perf_counter() - started, 1)}) + "\n"
+    )
+    log.error("job failed, the sweep goes on: %s", message, exc_info=error)
+    return math.nan
+
+
+class SweepSummaryCallback(Callback):
+    """Hydra callback (`hydra.callbacks`): on multirun end, the sweep's leaderboard."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = sorted(
+            (job for job in sweep_dir.iterdir() if job.is_dir()),
+            key=lambda job: (len(job.name), job.name),  # 2 before 10
+        )
+        rows = [row for job in jobs if (row := describe_run(job))]
+        if not rows:
+            return
+        metric = config.get("optimized_metric")
+        csv_path, markdown_path = write_leaderboard(
+            rank(rows, metric if metric in rows[0] else "val/acc_best"), sweep_dir
+        )
+        failed = sum(row["status"] == "failed" for row in rows)
+        log.info("sweep summary: %s (%d jobs, %d failed)", markdown_path, len(rows), failed)
