@@ -6,6 +6,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from imgclf.schedulers import one_cycle
+
 from conftest import DATASETS, MODELS, compose_train_config, data_overrides
 
 
@@ -57,3 +59,15 @@ def test_experiment_preset_overrides_groups(tmp_path: Path) -> None:
     assert cfg.data.dataset == "mnist"
     assert cfg.model.net._target_ == "imgclf.models.SimpleCNN"
     assert cfg.trainer.max_epochs == 3
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 7])
+def test_one_cycle_schedule_survives_very_short_runs(total_steps: int) -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = one_cycle(optimizer, total_steps=total_steps)
+    rates = []
+    for _ in range(total_steps):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert all(0 <= rate <= 0.1 + 1e-12 for rate in rates)

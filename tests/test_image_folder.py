@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from imgclf.data import image_folder
 from imgclf.data.datamodule import ImageDataModule
@@ -56,3 +57,16 @@ def test_missing_folder_and_single_class_are_clear_errors(tmp_path: Path) -> Non
     write_image_folder(tmp_path / "one", classes=("only",), per_class=2)
     with pytest.raises(UserError, match="needs at least 2"):
         image_folder.read(tmp_path / "one", image_size=8, in_channels=3)
+
+
+def test_mixed_sizes_are_reported_with_the_smallest_and_largest_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_image_folder(tmp_path, per_class=4)
+    with caplog.at_level(logging.WARNING):
+        image_folder.read(root, image_size=16, in_channels=3)
+    areas = {path: Image.open(path).size for path in root.rglob("*.*")}
+    smallest = min(areas, key=lambda path: areas[path][0] * areas[path][1])
+    largest = max(areas, key=lambda path: areas[path][0] * areas[path][1])
+    assert "all resized to 16x16" in caplog.text
+    assert str(smallest) in caplog.text and str(largest) in caplog.text

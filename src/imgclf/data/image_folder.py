@@ -115,13 +115,13 @@ def read_split(
 
 
 def report_mixed_sizes(folder: Path, sizes: dict[Path, tuple], image_size: int) -> None:
-    """Mixed sizes are normal in a folder of photos, but resizing stretches the non-square
-    ones: say so, with the extremes, so a surprising source image can be found."""
+    """Mixed sizes are common in a folder of photos, but resizing stretches the non-square
+    ones and blurs the small ones: warn, naming the extremes, so a stray image can be found."""
     if len(set(sizes.values())) < 2:
         return
     smallest = min(sizes, key=lambda path: sizes[path][0] * sizes[path][1])
     largest = max(sizes, key=lambda path: sizes[path][0] * sizes[path][1])
-    log.info(
+    log.warning(
         "%s: images of %d sizes, from %dx%d (%s) to %dx%d (%s), all resized to %dx%d",
         folder,
         len(set(sizes.values())),

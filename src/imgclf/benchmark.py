@@ -1,0 +1,185 @@
+"""`python scripts/benchmark.py`: what the framework costs. Times a plain PyTorch training loop
+and imgclf's Lightning Trainer path on the same network, data tensors, batch size, optimizer,
+schedule and precision, in alternating rounds, and reports the data pipeline's share of a
+step. The last line is `trainer/plain time ratio: X.XX`."""
+
+import copy
+import logging
+import statistics
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from imgclf.config import validate
+from imgclf.data.datamodule import ImageDataModule
+from imgclf.errors import UserError, user_errors_reported
+from imgclf.module import ImageClassifier
+from imgclf.precision import resolve_precision
+from imgclf.train import CONFIG_DIR, build_trainer
+
+log = logging.getLogger(__name__)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast_for(precision: str, device: torch.device) -> Any:
+    """The autocast Lightning's precision plugin uses for the same setting."""
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "16-mixed":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return nullcontext()
+
+
+def plain_round(
+    model: ImageClassifier,
+    datamodule: ImageDataModule,
+    precision: str,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+) -> tuple[float, float]:
+    """(seconds for `steps` timed steps, of which seconds spent on data) of a hand-written
+    loop: batch, to device, augment, normalise, forward, loss, backward, step, schedule."""
+    model.to(device).train()
+    optimizer = model.optimizer_factory(params=model.parameters())
+    scheduler = (
+        model.scheduler_factory(optimizer=optimizer, total_steps=warmup + steps)
+        if model.scheduler_factory
+        else None
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+    batches = iter(datamodule.loader("train"))
+    data_seconds = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            synchronize(device)
+            started, data_seconds = time.perf_counter(), 0.0
+        data_started = time.perf_counter()
+        images, labels = next(batches)
+        images, labels = images.to(device, non_blocking=True), labels.to(device)
+        images = datamodule.normalise(datamodule.augment(images))
+        synchronize(device)
+        data_seconds += time.perf_counter() - data_started
+        with autocast_for(precision, device):
+            loss = model.criterion(model(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+    synchronize(device)
+    return time.perf_counter() - started, data_seconds
+
+
+class StepTimer(L.Callback):
+    """Wall time from the first timed batch's start to the last batch's end."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.started = self.ended = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.warmup:
+            synchronize(trainer.strategy.root_device)
+            self.started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        synchronize(trainer.strategy.root_device)
+        self.ended = time.perf_counter()
+
+
+def trainer_round(
+    model: ImageClassifier, datamodule: ImageDataModule, cfg: DictConfig, warmup: int, steps: int
+) -> float:
+    """Seconds for `steps` timed steps of `trainer.fit`, as train.py builds the Trainer, cut
+    to one epoch of warmup + steps batches without validation."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.trainer.update(
+            max_epochs=1,
+            limit_train_batches=warmup + steps,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+        )
+    timer = StepTimer(warmup)
+    trainer = build_trainer(cfg)
+    trainer.callbacks.append(timer)
+    trainer.fit(model, datamodule=datamodule)
+    return timer.ended - timer.started
+
+
+def benchmark(cfg: DictConfig) -> float:
+    validate(cfg)
+    L.seed_everything(cfg.seed)
+    settings = cfg.benchmark
+    datamodule: ImageDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
+    use_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
+        cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
+    )
+    device = torch.device("cuda" if use_gpu else "cpu")
+    template = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    images_per_step = datamodule.batch_size
+    batches = len(datamodule.loader("train"))
+    if settings.warmup_steps + settings.steps > batches:
+        raise UserError(
+            f"benchmark.warmup_steps + benchmark.steps = {settings.warmup_steps + settings.steps} "
+            f"is more than the {batches} batches of a training epoch: lower them, or the batch size"
+        )
+    plain, framework, data = [], [], []
+    for round_number in range(settings.rounds):
+        seconds, data_seconds = plain_round(
+            copy.deepcopy(template), datamodule, precision, device,
+            settings.warmup_steps, settings.steps,
+        )  # fmt: skip
+        plain.append(seconds)
+        data.append(data_seconds)
+        framework.append(
+            trainer_round(
+                copy.deepcopy(template), datamodule, cfg, settings.warmup_steps, settings.steps
+            )
+        )
+        log.info(
+            "round %d: plain %.0f images/s, Trainer %.0f images/s",
+            round_number + 1,
+            settings.steps * images_per_step / plain[-1],
+            settings.steps * images_per_step / framework[-1],
+        )
+    plain_median, framework_median = statistics.median(plain), statistics.median(framework)
+    ratio = framework_median / plain_median
+    images = settings.steps * images_per_step
+    print(
+        f"device: {device} ({torch.cuda.get_device_name() if use_gpu else 'CPU'}), "
+        f"precision {precision}, batch {images_per_step}, {settings.steps} timed steps x "
+        f"{settings.rounds} rounds (median)"
+    )
+    print(f"plain PyTorch loop: {images / plain_median:,.0f} images/s")
+    print(f"imgclf Trainer:     {images / framework_median:,.0f} images/s")
+    print(f"data pipeline share of a plain step: {statistics.median(data) / plain_median:.1%}")
+    print(f"trainer/plain time ratio: {ratio:.2f}")
+    return ratio
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    with user_errors_reported():
+        benchmark(cfg)
+
+
+if __name__ == "__main__":
+    main()
