@@ -20,7 +20,7 @@ from imgclf.config import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.module import ImageClassifier
-from imgclf.precision import resolve_precision
+from imgclf.precision import resolve_precision, trains_on_gpu
 from imgclf.train import CONFIG_DIR, build_trainer
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,7 @@ def benchmark(cfg: DictConfig) -> float:
     datamodule.prepare_data()
     datamodule.setup("fit")
     precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
-    use_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
-        cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
-    )
+    use_gpu = trains_on_gpu(cfg.trainer.accelerator)
     device = torch.device("cuda" if use_gpu else "cpu")
     template = instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False

@@ -11,8 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import imgclf.config  # noqa: F401  registers the resolvers the configs use
 from imgclf.checkpoints import check_fits_data, load_checkpoint
+from imgclf.config import validate
 from imgclf.data.sources import IMAGE_FOLDER
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.train import CONFIG_DIR, build_trainer, write_metrics
@@ -37,6 +37,7 @@ def evaluate(cfg: DictConfig) -> dict:
     model, spec = load_checkpoint(cfg.ckpt_path)
     if cfg.get("data") is None:
         cfg = with_checkpoint_dataset(cfg, spec.dataset)
+    validate(cfg)
     check_fits_data(spec, cfg.data.num_classes, cfg.data.in_channels, cfg.data.image_size)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)

@@ -19,15 +19,17 @@ def cpu_supports_fast_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def trains_on_gpu(accelerator: str) -> bool:
+    """Whether Lightning's `accelerator` setting puts training on a CUDA GPU here."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def resolve_precision(requested: str | int, accelerator: str) -> str | int:
     """`auto` means bf16 mixed precision where it is fast (recent GPUs, bf16-capable CPUs),
     16-bit mixed on older GPUs, and full float32 elsewhere. Anything else passes through."""
     if str(requested) != "auto":
         return requested
-    use_gpu = accelerator in ("gpu", "cuda") or (
-        accelerator == "auto" and torch.cuda.is_available()
-    )
-    if use_gpu:
+    if trains_on_gpu(accelerator):
         chosen = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     else:
         chosen = "bf16-mixed" if cpu_supports_fast_bf16() else "32-true"

@@ -16,6 +16,7 @@ from rich.table import Table
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
 from imgclf.checkpoints import InputSpec, load_checkpoint
+from imgclf.data.datamodule import normalise_pixels
 from imgclf.data.image_folder import IMAGE_SUFFIXES, images_to_tensor, load_image
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
 from imgclf.module import ImageClassifier
@@ -61,11 +62,10 @@ def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.T
 def predict_probabilities(
     model: ImageClassifier, spec: InputSpec, pixels: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
-    mean = torch.tensor(spec.mean)[None, :, None, None]
-    std = torch.tensor(spec.std)[None, :, None, None]
+    mean, std = torch.tensor(spec.mean), torch.tensor(spec.std)
     batches = []
     for start in range(0, len(pixels), batch_size):
-        images = (pixels[start : start + batch_size].float() / 255 - mean) / std
+        images = normalise_pixels(pixels[start : start + batch_size], mean, std)
         batches.append(model.evaluation_logits(images).softmax(dim=1))
     return torch.cat(batches)
 

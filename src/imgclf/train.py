@@ -33,10 +33,10 @@ def instantiate_group(group: DictConfig | None, **tensorboard_options: object) -
     ]
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    resume_from = cfg.get("ckpt_path")
-    # A resumed run hides the events logged after its checkpoint by the run that stopped,
-    # so its curves continue without two values at one step.
+def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
+    """The Trainer with the config's callbacks, loggers and precision. Resuming from a
+    checkpoint, TensorBoard hides the events the stopped run logged after that checkpoint,
+    so the curves continue without two values at one step."""
     purge = {"purge_step": checkpoint_step(resume_from)} if resume_from else {}
     return instantiate(
         cfg.trainer,
@@ -63,7 +63,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
     )
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, resume_from=cfg.get("ckpt_path"))
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}

@@ -155,17 +155,22 @@ class ImageDataModule(LightningDataModule):
         return self.normalise(images), labels
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [0, 255] to float with zero mean and unit variance per channel, channels_last."""
-        scale = (1 / (255 * self.std)).to(images.device)[None, :, None, None]
-        shift = (self.mean / self.std).to(images.device)[None, :, None, None]
-        normalised = images.to(torch.float32) * scale - shift
-        return normalised.contiguous(memory_format=torch.channels_last)
+        return normalise_pixels(images, self.mean, self.std)
 
     def denormalise(self, images: torch.Tensor) -> torch.Tensor:
         """The inverse of `normalise`, for display: float32 in [0, 1]."""
         std = self.std.to(images.device)[None, :, None, None]
         mean = self.mean.to(images.device)[None, :, None, None]
         return (images.float() * std + mean).clamp(0, 1)
+
+
+def normalise_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] to float with zero mean and unit variance per channel (`mean` and `std`
+    on the [0, 1] scale), channels_last."""
+    scale = (1 / (255 * std)).to(images.device)[None, :, None, None]
+    shift = (mean / std).to(images.device)[None, :, None, None]
+    normalised = images.to(torch.float32) * scale - shift
+    return normalised.contiguous(memory_format=torch.channels_last)
 
 
 def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
