@@ -3,10 +3,8 @@ gives the same metrics, bad values and bad data stop with one clear message, a d
 stops and keeps its last good checkpoint."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from imgclf.callbacks import DivergenceGuard
 from imgclf.checkpoint_io import AtomicCheckpointIO
 from imgclf.errors import UserError
 
-from cli import REPO, run_train
+from cli import REPO, command, environment, run_train
 from conftest import require_real_data
 from dataset_files import write_image_folder
 
@@ -43,9 +41,9 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path: Path
 
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *SHORT_MNIST_RUN, f"hydra.run.dir={run_dir}"],
+        command("train.py", *SHORT_MNIST_RUN, f"hydra.run.dir={run_dir}"),
         cwd=REPO,
-        env={**os.environ, "IMGCLF_DATA_DIR": str(data_dir)},
+        env=environment(data_dir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -163,11 +161,9 @@ def test_config_target_outside_the_allowed_packages_is_refused(tmp_path: Path) -
 
 
 def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "optimizer.lr=0", f"hydra.run.dir={tmp_path}"],
-        cwd=REPO, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_train(
+        "optimizer.lr=0", f"hydra.run.dir={tmp_path}", variables={"HYDRA_FULL_ERROR": "1"}
+    )
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "optimizer.lr=0 is not allowed" in result.stderr
 
