@@ -127,7 +127,8 @@ def test_same_seed_and_deterministic_gives_identical_metrics(
 BAD_VALUES = {
     "optimizer.lr=-0.01": "optimizer.lr=-0.01 is not allowed: use a learning rate > 0",
     "data.batch_size=0": "data.batch_size=0 is not allowed: use an integer >= 1",
-    "data.val_ratio=1.2": "data.val_ratio=1.2 is not allowed: use a fraction in (0, 1)",
+    "data.val_ratio=1.2": "data.val_ratio=1.2 is not allowed: use a fraction in [0, 1)",
+    "data.augment.cutout=-4": "data.augment.cutout=-4 is not allowed: use an integer >= 0",
     "model.net.head_dropout=1.5": "model.net.head_dropout=1.5 is not allowed: use a "
     "probability in [0, 1)",
     "trainer.precision=fp8": "trainer.precision=fp8 is not allowed: use one of [",

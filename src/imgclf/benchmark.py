@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict
 from imgclf.config import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
+from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
 from imgclf.train import CONFIG_DIR, build_trainer
@@ -47,13 +48,15 @@ def plain_round(
     device: torch.device,
     warmup: int,
     steps: int,
+    accumulate: int = 1,
 ) -> tuple[float, float]:
-    """(seconds for `steps` timed steps, of which seconds spent on data) of a hand-written
-    loop: batch, to device, augment, normalise, forward, loss, backward, step, schedule."""
+    """(seconds for `steps` timed batches, of which seconds spent on data) of a hand-written
+    loop: batch, to device, augment, normalise, forward, loss, backward, and every
+    `accumulate` batches an optimizer step and a schedule step."""
     model.to(device).train()
-    optimizer = model.optimizer_factory(params=model.parameters())
+    optimizer = model.optimizer_factory(params=model.parameter_groups())
     scheduler = (
-        model.scheduler_factory(optimizer=optimizer, total_steps=warmup + steps)
+        model.scheduler_factory(optimizer=optimizer, total_steps=(warmup + steps) // accumulate)
         if model.scheduler_factory
         else None
     )
@@ -71,13 +74,14 @@ def plain_round(
         synchronize(device)
         data_seconds += time.perf_counter() - data_started
         with autocast_for(precision, device):
-            loss = model.criterion(model(images).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
+            loss = model.criterion(model(images).float(), labels) / accumulate
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if scheduler is not None:
-            scheduler.step()
+        if (step + 1) % accumulate == 0:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
     synchronize(device)
     return time.perf_counter() - started, data_seconds
 
@@ -89,8 +93,10 @@ class StepTimer(L.Callback):
         self.warmup = warmup
         self.started = self.ended = 0.0
 
-    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step == self.warmup:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == self.warmup:
             synchronize(trainer.strategy.root_device)
             self.started = time.perf_counter()
 
@@ -121,6 +127,7 @@ def trainer_round(
 
 def benchmark(cfg: DictConfig) -> float:
     validate(cfg)
+    keep_freed_memory()
     L.seed_everything(cfg.seed)
     settings = cfg.benchmark
     datamodule: ImageDataModule = instantiate(cfg.data)
@@ -132,6 +139,8 @@ def benchmark(cfg: DictConfig) -> float:
     template = instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
     )
+    template.initialise_from_data(datamodule)
+    accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
     images_per_step = datamodule.batch_size
     batches = len(datamodule.loader("train"))
     if settings.warmup_steps + settings.steps > batches:
@@ -143,7 +152,7 @@ def benchmark(cfg: DictConfig) -> float:
     for round_number in range(settings.rounds):
         seconds, data_seconds = plain_round(
             copy.deepcopy(template), datamodule, precision, device,
-            settings.warmup_steps, settings.steps,
+            settings.warmup_steps, settings.steps, accumulate,
         )  # fmt: skip
         plain.append(seconds)
         data.append(data_seconds)

@@ -14,7 +14,7 @@ from torch import nn
 
 from imgclf.checkpoints import InputSpec, load_checkpoint
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.module import ImageClassifier
+from imgclf.module import ImageClassifier, augmented_view_logits
 from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -28,21 +28,22 @@ INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 
 class DeployableClassifier(nn.Module):
     """float32 (N, C, H, W) pixels in [0, 1] to (N, classes) probabilities, with the
-    training set's normalisation and the model's test-time flip built in."""
+    training set's normalisation and the model's test-time augmentation built in."""
 
     def __init__(self, model: ImageClassifier, spec: InputSpec) -> None:
         super().__init__()
         # Exporters trace plain NCHW more portably than channels_last weights.
         self.net = model.net.to(memory_format=torch.contiguous_format).float().eval()
         self.flip_test_time = bool(model.flip_test_time)
+        self.translate_test_time = bool(model.translate_test_time)
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         normalised = (images - self.mean) / self.std
-        logits = self.net(normalised)
-        if self.flip_test_time:
-            logits = (logits + self.net(normalised.flip(3))) / 2
+        logits = augmented_view_logits(
+            self.net, normalised, self.flip_test_time, self.translate_test_time
+        )
         return logits.softmax(dim=1)
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +31,30 @@ def build(config_or_object: Any) -> Any:
     return config_or_object
 
 
+def augmented_view_logits(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    flip: bool,
+    translate: bool,
+) -> torch.Tensor:
+    """float32 logits averaged over views of each image: with `flip`, the image and its
+    mirror (valid only where training flips images too); with `translate`, also the image
+    shifted one pixel up-left and down-right (reflected borders), weighted 1/4 each against
+    1/2 for the unshifted views, as in airbench."""
+
+    def mirror_averaged(views: torch.Tensor) -> torch.Tensor:
+        logits = net(views).float()
+        return (logits + net(views.flip(3)).float()) / 2 if flip else logits
+
+    logits = mirror_averaged(images)
+    if translate:
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+        up_left, down_right = padded[..., :height, :width], padded[..., 2:, 2:]
+        logits = 0.5 * logits + 0.25 * (mirror_averaged(up_left) + mirror_averaged(down_right))
+    return logits
+
+
 class ImageClassifier(LightningModule):
     """Cross-entropy classification with accuracy tracked by torchmetrics.
 
@@ -48,6 +73,7 @@ class ImageClassifier(LightningModule):
         label_smoothing: float = 0.0,
         channels_last: bool = True,
         flip_test_time: bool = False,
+        translate_test_time: bool = False,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler = as_plain(net), as_plain(optimizer), as_plain(scheduler)
@@ -60,6 +86,7 @@ class ImageClassifier(LightningModule):
                 "label_smoothing": label_smoothing,
                 "channels_last": channels_last,
                 "flip_test_time": flip_test_time,
+                "translate_test_time": translate_test_time,
             }
         )
         self.net = build(net)
@@ -69,6 +96,7 @@ class ImageClassifier(LightningModule):
         self.scheduler_factory = build(scheduler)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.flip_test_time = flip_test_time
+        self.translate_test_time = translate_test_time
         stages = ("train", "val", "test")
         # Keyed "<stage>_<metric>": a key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict()
@@ -85,13 +113,11 @@ class ImageClassifier(LightningModule):
         return self.net(images)
 
     def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """The logits the model is judged by: outside training, with `flip_test_time`, the
-        average over each image and its mirror. That test-time augmentation is valid only
-        where mirrored images are in-distribution, i.e. where training flips them too."""
-        logits = self(images)
-        if self.flip_test_time and not self.training:
-            logits = (logits + self(images.flip(3))) / 2
-        return logits.float()
+        """The logits the model is judged by: outside training, averaged over the test-time
+        augmented views its settings ask for (`augmented_view_logits`)."""
+        if self.training:
+            return self(images).float()
+        return augmented_view_logits(self, images, self.flip_test_time, self.translate_test_time)
 
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, logits, targets) of a batch."""
@@ -110,6 +136,18 @@ class ImageClassifier(LightningModule):
         if stage != "train":
             self.metrics[f"{stage}_confusion"].update(preds, targets)
         return loss, {"probabilities": logits.detach().softmax(dim=1), "targets": targets}
+
+    def setup(self, stage: str) -> None:
+        # Before fitting; a resumed run's checkpoint then overwrites what this computed.
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if stage == "fit" and datamodule is not None:
+            self.initialise_from_data(datamodule)
+
+    def initialise_from_data(self, datamodule: Any) -> None:
+        """Give a network with a data-dependent start (airbench's patch whitening) a look
+        at the first 5,000 training images (normalised)."""
+        if hasattr(self.net, "initialise_from_data"):
+            self.net.initialise_from_data(datamodule.training_sample(5000))
 
     def on_train_start(self) -> None:
         # The sanity check's validation batches must not count towards the best accuracy.
@@ -148,8 +186,16 @@ class ImageClassifier(LightningModule):
         if "cuda" in states and torch.cuda.device_count() == len(states["cuda"]):
             torch.cuda.set_rng_state_all(states["cuda"])
 
+    def parameter_groups(self) -> Any:
+        """The network's named param groups where it defines them (for optimizers that treat
+        filters, biases and heads differently; others just see several groups), else all."""
+        if not hasattr(self.net, "parameter_groups"):
+            return self.parameters()
+        groups = self.net.parameter_groups().items()
+        return [{"name": name, "params": params} for name, params in groups if params]
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(

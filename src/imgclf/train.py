@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from imgclf.config import validate
 from imgclf.errors import user_errors_reported
 from imgclf.hparams import log_hyperparameters
+from imgclf.memory import keep_freed_memory
 from imgclf.precision import resolve_precision
 from imgclf.resume import checkpoint_step, resume_arguments
 from imgclf.sweeps import in_multirun, record_failure
@@ -57,6 +58,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the metrics written to metrics.json."""
     started = time.perf_counter()
     validate(cfg)
+    keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)

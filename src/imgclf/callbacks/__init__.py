@@ -12,6 +12,7 @@ from imgclf.callbacks.curves import LearningCurvesCallback  # noqa: E402
 from imgclf.callbacks.divergence import DivergenceGuard  # noqa: E402
 from imgclf.callbacks.exploration import DataExplorationCallback  # noqa: E402
 from imgclf.callbacks.filters import FirstLayerFiltersCallback  # noqa: E402
+from imgclf.callbacks.freeze import FreezeParameters  # noqa: E402
 from imgclf.callbacks.gradcam import GradCamCallback  # noqa: E402
 from imgclf.callbacks.predictions import PredictionGridCallback  # noqa: E402
 from imgclf.callbacks.report import ClassificationReportCallback  # noqa: E402
@@ -23,6 +24,7 @@ __all__ = [
     "DataExplorationCallback",
     "DivergenceGuard",
     "FirstLayerFiltersCallback",
+    "FreezeParameters",
     "GradCamCallback",
     "LearningCurvesCallback",
     "PredictionGridCallback",

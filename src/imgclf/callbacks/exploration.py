@@ -28,9 +28,12 @@ def stratified_sample(labels: torch.Tensor, count: int, seed: int = 0) -> torch.
 def build_sample_grid_figure(
     data: LabelledImages, class_names: list[str], count: int = 32
 ) -> Figure:
-    indices = stratified_sample(data.labels, count)
-    titles = [class_names[int(label)] for label in data.labels[indices]]
-    return build_image_grid_figure(data.images[indices], titles, "Sample training images")
+    labels = data.labels.cpu()  # the split may live on the GPU
+    indices = stratified_sample(labels, count)
+    titles = [class_names[int(label)] for label in labels[indices]]
+    return build_image_grid_figure(
+        data.images[indices.to(data.images.device)].cpu(), titles, "Sample training images"
+    )
 
 
 def build_class_distribution_figure(
@@ -41,7 +44,7 @@ def build_class_distribution_figure(
     positions = np.arange(len(class_names))
     width = 0.8 / len(splits)
     for offset, (split, data) in enumerate(splits.items()):
-        counts = torch.bincount(data.labels, minlength=len(class_names)).numpy()
+        counts = torch.bincount(data.labels.cpu(), minlength=len(class_names)).numpy()
         axis.bar(positions + offset * width, counts, width, label=f"{split} ({len(data):,})")
     axis.set_xticks(positions + width * (len(splits) - 1) / 2)
     axis.set_xticklabels(class_names, rotation=45, ha="right")

@@ -106,7 +106,8 @@ class ImageDataModule(LightningDataModule):
 
     def split(self, loaded: DatasetSplits) -> dict[str, LabelledImages]:
         """The official test set stays the test set; a missing val or test split comes out of
-        the training set, by a seeded permutation so every run gets the same split."""
+        the training set, by a seeded permutation so every run gets the same split.
+        `val_ratio: 0` keeps all training images for training and skips validation."""
         generator = torch.Generator().manual_seed(self.split_seed)
         remaining = torch.randperm(len(loaded.train), generator=generator)
 
@@ -117,33 +118,56 @@ class ImageDataModule(LightningDataModule):
                 raise UserError(
                     f"data.{split}_ratio={ratio} leaves no {split} or no train images out of "
                     f"{len(loaded.train):,}; choose a ratio in (0, 1)"
+                    + (", or 0 for no validation" if split == "val" else "")
                 )
             taken, remaining = remaining[:count], remaining[count:]
             return loaded.train.subset(taken)
 
-        val = loaded.val if loaded.val is not None else carve("val", self.val_ratio)
-        test = loaded.test if loaded.test is not None else carve("test", self.test_ratio)
-        return {"train": loaded.train.subset(remaining.sort().values), "val": val, "test": test}
+        splits = {}
+        if loaded.val is not None:
+            splits["val"] = loaded.val
+        elif self.val_ratio != 0:
+            splits["val"] = carve("val", self.val_ratio)
+        splits["test"] = loaded.test if loaded.test is not None else carve("test", self.test_ratio)
+        return {"train": loaded.train.subset(remaining.sort().values), **splits}
+
+    def training_sample(self, count: int) -> torch.Tensor:
+        """The first `count` training images, normalised: for data-dependent initialisation."""
+        return self.normalise(self.splits["train"].images[:count])
+
+    def on_device(self, split: str) -> LabelledImages:
+        """The split on the training device, moved there once: batches are then gathered
+        where they are used and never cross the bus again (a no-op on CPU)."""
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        data = self.splits[split]
+        if data.labels.device != device:
+            data = self.splits[split] = LabelledImages(
+                data.images.to(device), data.labels.to(device)
+            )
+        return data
 
     def loader(self, split: str) -> InMemoryBatches:
         training = split == "train"
         trainer = self.trainer
+        data = self.on_device(split)
         return InMemoryBatches(
-            self.splits[split],
+            data,
             batch_size=self.batch_size,
             shuffle=training,
-            drop_last=training and len(self.splits[split]) > self.batch_size,
+            drop_last=training and len(data) > self.batch_size,
             seed=torch.initial_seed(),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             current_epoch=lambda: trainer.current_epoch if trainer else 0,
+            mirror_alternately=training and self.augment.flips_alternately,
         )
 
     def train_dataloader(self) -> InMemoryBatches:
         return self.loader("train")
 
-    def val_dataloader(self) -> InMemoryBatches:
-        return self.loader("val")
+    def val_dataloader(self) -> InMemoryBatches | list:
+        # No validation split (val_ratio: 0): Lightning skips validation for an empty list.
+        return self.loader("val") if "val" in self.splits else []
 
     def test_dataloader(self) -> InMemoryBatches:
         return self.loader("test")

@@ -15,6 +15,9 @@ class InMemoryBatches:
     run would have; `current_epoch` tells the epoch (the trainer's) when iteration starts.
     Under DDP each rank takes every `world_size`-th example of the shared permutation, trimmed
     so that all ranks run the same number of steps.
+
+    With `mirror_alternately` each image is mirrored in every other epoch, starting in a
+    random (seeded) half, so that each pair of epochs shows every image both ways.
     """
 
     def __init__(
@@ -27,6 +30,7 @@ class InMemoryBatches:
         rank: int = 0,
         world_size: int = 1,
         current_epoch: Callable[[], int] = lambda: 0,
+        mirror_alternately: bool = False,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
@@ -36,6 +40,7 @@ class InMemoryBatches:
         self.rank = rank
         self.world_size = world_size
         self.current_epoch = current_epoch
+        self.mirror_alternately = mirror_alternately
 
     def _examples_per_rank(self) -> int:
         return len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
@@ -47,12 +52,21 @@ class InMemoryBatches:
         return -(-examples // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self.current_epoch()
+        device = self.data.labels.device
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.current_epoch())
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             order = torch.randperm(len(self.data), generator=generator)
         else:
             order = torch.arange(len(self.data))
-        order = order[self.rank :: self.world_size][: self._examples_per_rank()]
+        order = order[self.rank :: self.world_size][: self._examples_per_rank()].to(device)
+        if self.mirror_alternately:
+            first_phase = torch.Generator().manual_seed(self.seed)
+            mirrored = torch.rand(len(self.data), generator=first_phase) < 0.5
+            mirrored = (mirrored ^ bool(epoch % 2)).to(device)
         for batch in range(len(self)):
             indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            yield self.data.images[indices], self.data.labels[indices]
+            images = self.data.images[indices]
+            if self.mirror_alternately:
+                images = torch.where(mirrored[indices, None, None, None], images.flip(3), images)
+            yield images, self.data.labels[indices]

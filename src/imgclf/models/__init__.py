@@ -1,8 +1,9 @@
 """Networks. Each takes `in_channels`, `num_classes` and `image_size`, so that any model fits
 any dataset."""
 
+from imgclf.models.airbench import AirbenchNet
 from imgclf.models.deep_cnn import DeepCNN
 from imgclf.models.resnet import cifar_resnet18
 from imgclf.models.simple_cnn import SimpleCNN
 
-__all__ = ["DeepCNN", "SimpleCNN", "cifar_resnet18"]
+__all__ = ["AirbenchNet", "DeepCNN", "SimpleCNN", "cifar_resnet18"]

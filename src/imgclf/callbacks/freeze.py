@@ -1,0 +1,32 @@
+"""Stop training some parameters after a number of epochs."""
+
+from collections.abc import Sequence
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from imgclf.errors import UserError
+
+
+class FreezeParameters(Callback):
+    """From epoch `after_epochs` on, the parameters named in `names` (as in
+    `model.named_parameters()`, e.g. `net.whiten.bias`) get no gradient. Autograd then also
+    skips every backward computation only they needed. Checked at each epoch's start, so a
+    resumed run freezes them again."""
+
+    def __init__(self, names: Sequence[str], after_epochs: int) -> None:
+        self.names = list(names)
+        self.after_epochs = after_epochs
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch < self.after_epochs:
+            return
+        parameters = dict(pl_module.named_parameters())
+        unknown = [name for name in self.names if name not in parameters]
+        if unknown:
+            raise UserError(
+                f"FreezeParameters: the model has no parameters {unknown}; "
+                f"it has e.g. {list(parameters)[:5]}"
+            )
+        for name in self.names:
+            parameters[name].requires_grad_(False)
+            parameters[name].grad = None
