@@ -55,7 +55,9 @@ class InMemoryBatches:
         epoch = self.current_epoch()
         device = self.data.labels.device
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            # Kept within a generator seed's 64 bits for any run seed (torch's initial
+            # seed, when nothing seeded it, is already a random 64-bit number).
+            generator = torch.Generator().manual_seed((self.seed * 100_003 + epoch) % 2**63)
             order = torch.randperm(len(self.data), generator=generator)
         else:
             order = torch.arange(len(self.data))
