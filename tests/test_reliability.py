@@ -133,6 +133,8 @@ BAD_VALUES = {
     "probability in [0, 1)",
     "trainer.precision=fp8": "trainer.precision=fp8 is not allowed: use one of [",
     "trainer.devices=64": "trainer.devices=64, but this machine has",
+    "optimizer=muon": "optimizer=muon needs a network that names its parameter groups, and "
+    "imgclf.models.DeepCNN does not",
 }
 
 

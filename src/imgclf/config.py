@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -99,6 +100,20 @@ def device_problem(cfg: DictConfig) -> str | None:
     return None
 
 
+def optimizer_problem(cfg: DictConfig) -> str | None:
+    """Muon needs a network that names its parameter groups (filters, biases, head)."""
+    optimizer = OmegaConf.select(cfg, "optimizer._target_")
+    net = OmegaConf.select(cfg, "model.net._target_")
+    if optimizer != "imgclf.optim.Muon" or not str(net).startswith("imgclf."):
+        return None
+    if hasattr(get_class(net), "parameter_groups"):
+        return None
+    return (
+        f"optimizer=muon needs a network that names its parameter groups, and {net} does not: "
+        "use model=airbench, or optimizer=sgd or adam with this model"
+    )
+
+
 def target_problems(config: Any, key: str = "") -> list[str]:
     if isinstance(config, DictConfig | ListConfig):
         # Unresolved: `_target_`s are literal, and resolving could run the resolvers.
@@ -127,8 +142,7 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=missing)
         if value is not missing and not is_valid(value):
             problems.append(f"{key}={value} is not allowed: use {allowed}")
-    if problem := device_problem(cfg):
-        problems.append(problem)
+    problems += [problem for problem in (device_problem(cfg), optimizer_problem(cfg)) if problem]
     problems += target_problems(cfg)
     if problems:
         raise UserError("invalid configuration:\n  " + "\n  ".join(problems))
