@@ -175,6 +175,19 @@ def test_speedrun_freezes_the_whitening_bias_after_its_epochs(
     assert not model.net.whiten.bias.requires_grad
 
 
+def test_a_misspelt_parameter_to_freeze_stops_the_run_before_training(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = speedrun_config(
+        fixture_data_dir, tmp_path, "callbacks=minimal",
+        "callbacks.freeze_whitening_bias.names=[net.whiten.bais]",
+    )  # fmt: skip
+    with pytest.raises(UserError, match=r"no parameters \['net.whiten.bais'\]") as raised:
+        train(cfg)
+    assert "net.whiten.bias" in str(raised.value)  # names what there is
+    assert not (tmp_path / "checkpoints").exists()  # not a single epoch ran
+
+
 @pytest.fixture(scope="module")
 def speedrun_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Two epochs of the speedrun preset on the CIFAR-10 fixture (100 train, 20 test)."""

@@ -17,9 +17,8 @@ class FreezeParameters(Callback):
         self.names = list(names)
         self.after_epochs = after_epochs
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.current_epoch < self.after_epochs:
-            return
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # A misspelt name fails at the start, not epochs into the run.
         parameters = dict(pl_module.named_parameters())
         unknown = [name for name in self.names if name not in parameters]
         if unknown:
@@ -27,6 +26,11 @@ class FreezeParameters(Callback):
                 f"FreezeParameters: the model has no parameters {unknown}; "
                 f"it has e.g. {list(parameters)[:5]}"
             )
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch < self.after_epochs:
+            return
+        parameters = dict(pl_module.named_parameters())
         for name in self.names:
             parameters[name].requires_grad_(False)
             parameters[name].grad = None
