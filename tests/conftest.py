@@ -13,12 +13,13 @@ from dataset_files import (
     write_cifar_binary,
     write_cifar_python,
     write_idx_dataset,
+    write_image_csv,
     write_image_folder,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "conf"
-DATASETS = ["cifar10", "mnist", "fashion_mnist", "image_folder"]
+DATASETS = ["cifar10", "mnist", "fashion_mnist", "image_folder", "image_csv"]
 MODELS = ["simple_cnn", "deep_cnn", "resnet18", "airbench"]
 REAL_DATA_DIR = Path(os.environ.get("IMGCLF_DATA_DIR", REPO / "data"))
 
@@ -48,12 +49,23 @@ def cifar_python_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_image_folder(tmp_path_factory.mktemp("images"))
+    """Class folders, with a labels.csv of the same images beside them."""
+    root = write_image_folder(tmp_path_factory.mktemp("images") / "images")
+    write_image_csv(root, root.parent / "labels.csv")
+    return root
 
 
 def data_overrides(dataset: str, fixture_data_dir: Path, image_folder: Path) -> list[str]:
+    """The image folder fits in memory (cache=auto picks ram); the CSV's images stream from
+    their files (cache=none), so every model meets both paths."""
     if dataset == "image_folder":
         return ["data=image_folder", f"data.data_dir={image_folder}", "data.image_size=32"]
+    if dataset == "image_csv":
+        csv_path = image_folder.parent / "labels.csv"
+        return [
+            "data=image_csv", f"data.csv_path={csv_path}", "data.image_size=32",
+            "data.cache=none", "data.num_workers=0",
+        ]  # fmt: skip
     return [f"data={dataset}", f"paths.data_dir={fixture_data_dir}", "data.download=false"]
 
 

@@ -1,6 +1,7 @@
 """Writers of tiny datasets in the real on-disk formats, for tests that must not need the
 real files: CIFAR-10 binary and python, IDX (plain and .gz), and an image folder."""
 
+import csv
 import gzip
 import pickle
 from collections.abc import Iterator
@@ -92,3 +93,17 @@ def write_image_folder(
             suffix = ".jpg" if image.mode in ("RGB", "L") and i % 2 else ".png"
             image.save(root / name / f"{name}_{i}{suffix}")
     return root
+
+
+def write_image_csv(image_root: Path, csv_path: Path, val_every: int = 0) -> Path:
+    """A `path,label,split` CSV of every image under `image_root`'s class folders, paths
+    relative to the CSV; with `val_every`, every n-th image of a class goes to val."""
+    with csv_path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", "split"])
+        for class_folder in sorted(p for p in image_root.iterdir() if p.is_dir()):
+            for index, image in enumerate(sorted(class_folder.iterdir())):
+                split = "val" if val_every and index % val_every == val_every - 1 else "train"
+                relative = image.relative_to(csv_path.parent)
+                writer.writerow([relative.as_posix(), class_folder.name, split])
+    return csv_path

@@ -56,7 +56,7 @@ def test_altered_full_size_cifar_batch_fails_its_checksum(tmp_path: Path) -> Non
     records = np.zeros((10_000, 3073), dtype=np.uint8)  # a full batch, but not the official bytes
     (folder / "test_batch.bin").write_bytes(records.tobytes())
     with pytest.raises(CorruptDataError, match=r"test_batch.bin is corrupt: its MD5 is"):
-        sources.load("cifar10", tmp_path, image_size=32, in_channels=3)
+        sources.load("cifar10", tmp_path)
 
 
 def test_truncated_gzip_idx_file_is_named(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_truncated_gzip_idx_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(
         CorruptDataError, match="t10k-images-idx3-ubyte.gz is corrupt: it cannot be decompressed"
     ):
-        sources.load("fashion_mnist", tmp_path, image_size=28, in_channels=1)
+        sources.load("fashion_mnist", tmp_path)
 
 
 def test_idx_file_shorter_than_its_header_promises_is_named(tmp_path: Path) -> None:
@@ -76,9 +76,9 @@ def test_idx_file_shorter_than_its_header_promises_is_named(tmp_path: Path) -> N
     with pytest.raises(
         CorruptDataError, match="train-labels-idx1-ubyte is corrupt: its header promises"
     ):
-        sources.load("mnist", tmp_path, image_size=28, in_channels=1)
+        sources.load("mnist", tmp_path)
 
 
 def test_reading_a_dataset_that_is_not_there_names_what_it_expected(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match=r"expected: MNIST/raw/\{train-images-idx3-ubyte"):
-        sources.load("mnist", tmp_path, image_size=28, in_channels=1)
+        sources.load("mnist", tmp_path)

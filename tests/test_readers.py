@@ -33,7 +33,7 @@ def test_idx_plain_and_gzipped_read_the_same_images(tmp_path: Path) -> None:
 
 def test_real_cifar10_has_5000_train_and_1000_test_images_per_class() -> None:
     data_dir = require_real_data("cifar-10-batches-bin/test_batch.bin")
-    splits = sources.load("cifar10", data_dir, image_size=32, in_channels=3)
+    splits = sources.load("cifar10", data_dir)
     assert splits.train.images.shape == (50_000, 3, 32, 32)
     assert splits.test.images.shape == (10_000, 3, 32, 32)
     assert splits.train.images.dtype == torch.uint8
@@ -45,7 +45,7 @@ def test_real_cifar10_has_5000_train_and_1000_test_images_per_class() -> None:
 def test_real_mnist_and_fashion_mnist_counts_and_shapes() -> None:
     data_dir = require_real_data("MNIST/raw", "FashionMNIST/raw")
     for name in ("mnist", "fashion_mnist"):
-        splits = sources.load(name, data_dir, image_size=28, in_channels=1)
+        splits = sources.load(name, data_dir)
         assert splits.train.images.shape == (60_000, 1, 28, 28)
         assert splits.test.images.shape == (10_000, 1, 28, 28)
         assert torch.bincount(splits.test.labels).sum() == 10_000

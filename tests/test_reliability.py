@@ -187,7 +187,8 @@ def test_empty_image_folder_and_unreadable_class_are_named(tmp_path: Path) -> No
         "data=image_folder", f"data.data_dir={folder}", f"hydra.run.dir={tmp_path / 'b'}"
     )
     assert result.returncode == 2
-    assert f"class folder {folder / 'dog'} has no readable image" in result.stderr
+    assert f"class(es) ['dog'] have no readable training images in {folder}" in result.stderr
+    assert str(folder / "dog" / "dog_0.png") in result.stdout + result.stderr  # the warning
     assert "Traceback" not in result.stderr
 
 

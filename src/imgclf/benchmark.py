@@ -70,7 +70,9 @@ def plain_round(
         data_started = time.perf_counter()
         images, labels = next(batches)
         images, labels = images.to(device, non_blocking=True), labels.to(device)
-        images = datamodule.normalise(datamodule.augment(images))
+        if datamodule.in_memory:
+            images = datamodule.batch_augment(images)
+        images = datamodule.normalise(images)
         synchronize(device)
         data_seconds += time.perf_counter() - data_started
         with autocast_for(precision, device):

@@ -1,12 +1,14 @@
 """Load a trained model from its checkpoint, safely, with what it needs to be applied: the
 input it expects and the names of the classes it outputs."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from imgclf.data.datamodule import ImageDataModule
+from imgclf.data.transforms import evaluation_transform
 from imgclf.errors import UserError
 from imgclf.module import ImageClassifier
 
@@ -21,6 +23,13 @@ class InputSpec:
     image_size: int
     mean: list[float]
     std: list[float]
+    # The short side an image is resized to before the central image_size crop (0.2
+    # checkpoints, trained on images of image_size, lack it: the crop is then the whole).
+    resize_size: int | None = None
+
+    def view(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """How an image file becomes the model's input, as in evaluation during training."""
+        return evaluation_transform(self.image_size, self.resize_size or self.image_size)
 
     def describe(self) -> str:
         return (

@@ -12,7 +12,9 @@ from hydra.utils import get_class
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from imgclf.data.image_folder import find_class_names
+from imgclf.data.cache import CACHE_MODES
+from imgclf.data.image_files import csv_class_names, find_class_names
+from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 
 # Everything Lightning accepts, and ours.
@@ -24,15 +26,33 @@ PRECISIONS = {"auto"} | {
 ALLOWED_TARGET_PACKAGES = ("imgclf.", "torch.", "torchvision.", "lightning.", "torchmetrics.")
 
 
-def image_folder_class_count(root: str) -> int:
-    """`${imgclf_class_count:${data.data_dir}}`: the user's folder decides the class count,
-    so the model is built for it with no extra flag."""
+def folder_class_count(root: str) -> int:
+    """`${imgclf_folder_class_count:${data.data_dir}}`: the user's folder decides the class
+    count, so the model is built for it with no extra flag."""
     return len(find_class_names(Path(root).expanduser()))
 
 
+def csv_class_count(csv_path: str) -> int:
+    """`${imgclf_csv_class_count:${data.csv_path}}`: the labels in the CSV."""
+    return len(csv_class_names(Path(csv_path).expanduser()))
+
+
+def subset_size(classes: Any, class_count: int) -> int:
+    """`${imgclf_subset_size:${data.classes},N}`: the classes kept by `data.classes`, else all."""
+    return len(classes) if classes else class_count
+
+
+RESOLVERS = {
+    "imgclf_folder_class_count": folder_class_count,
+    "imgclf_csv_class_count": csv_class_count,
+    "imgclf_subset_size": subset_size,
+}
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("imgclf_class_count"):
-        OmegaConf.register_new_resolver("imgclf_class_count", image_folder_class_count)
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 register_resolvers()
@@ -64,6 +84,27 @@ RULES: list[Rule] = [
         "an integer >= 1 (or -1: until stopped)",
     ),
     ("seed", lambda v: isinstance(v, int), "an integer"),
+    ("data.cache", lambda v: v in CACHE_MODES, f"one of {', '.join(CACHE_MODES)}"),
+    ("data.cache_max_gb", lambda v: is_number(v) and v >= 0, "a number of GB >= 0"),
+    ("data.sampler", lambda v: v in (None, "balanced"), "balanced, or null for uniform"),
+    (
+        "data.num_workers",
+        lambda v: v is None or (isinstance(v, int) and v >= 0),
+        "an integer >= 0 (0: decode in the training process), or null for one per core",
+    ),
+    ("data.crop_fraction", lambda v: is_number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
+    ("data.augment.policy", lambda v: v in POLICIES, f"one of {', '.join(POLICIES)}"),
+    ("data.augment.erasing", lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    (
+        "data.classes",
+        lambda v: v is None or (isinstance(v, ListConfig) and len(set(v)) == len(v) >= 2),
+        "a list of at least 2 different class names, e.g. [cat,dog], or null for all",
+    ),
+    (
+        "model.class_weights",
+        lambda v: v in (None, "auto") or (isinstance(v, ListConfig) and all(map(is_number, v))),
+        "auto (inverse class frequency), a list of one weight per class, or null",
+    ),
 ]
 
 

@@ -25,7 +25,7 @@ def explore(cfg: DictConfig) -> list[Path]:
     datamodule.prepare_data()
     datamodule.setup()
     paths = []
-    figures = build_exploration_figures(datamodule.splits, datamodule.class_names, cfg.samples)
+    figures = build_exploration_figures(datamodule, cfg.samples)
     for name, figure in figures.items():
         paths.append(figure_path(cfg.paths.output_dir, name))
         save_figure(figure, paths[-1])

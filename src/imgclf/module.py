@@ -1,6 +1,7 @@
 """ImageClassifier: the LightningModule. It holds the loss, the metrics and the hooks; the
 network, optimizer and scheduler come from the config."""
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,11 +12,24 @@ from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+
+from imgclf.data.balance import inverse_frequency_weights
+from imgclf.errors import UserError
+
+log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # What validation_step and test_step return: the callbacks that draw predictions read it.
 StepOutput = dict[str, torch.Tensor]
+# Validation metrics whose best value over the epochs is logged as `<name>_best`: each can be
+# the checkpoint monitor (callbacks.model_checkpoint.monitor) and, as `<name>_best`, the
+# sweep objective (optimized_metric). Balanced accuracy is the mean of per-class recall.
+TRACKED_VALIDATION_METRICS = ("acc", "f1_macro", "acc_balanced")
 
 
 def as_plain(config: Any) -> Any:
@@ -74,6 +88,7 @@ class ImageClassifier(LightningModule):
         channels_last: bool = True,
         flip_test_time: bool = False,
         translate_test_time: bool = False,
+        class_weights: str | list[float] | None = None,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler = as_plain(net), as_plain(optimizer), as_plain(scheduler)
@@ -87,6 +102,7 @@ class ImageClassifier(LightningModule):
                 "channels_last": channels_last,
                 "flip_test_time": flip_test_time,
                 "translate_test_time": translate_test_time,
+                "class_weights": as_plain(class_weights),
             }
         )
         self.net = build(net)
@@ -94,7 +110,11 @@ class ImageClassifier(LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer_factory = build(optimizer)
         self.scheduler_factory = build(scheduler)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # The loss's class weights are a buffer, so checkpoints carry what `auto` computed.
+        self.criterion = nn.CrossEntropyLoss(
+            weight=self.initial_class_weights(class_weights, num_classes),
+            label_smoothing=label_smoothing,
+        )
         self.flip_test_time = flip_test_time
         self.translate_test_time = translate_test_time
         stages = ("train", "val", "test")
@@ -107,7 +127,25 @@ class ImageClassifier(LightningModule):
         # torchmetrics sums them across DDP ranks when they are computed.
         for stage in ("val", "test"):
             self.metrics[f"{stage}_confusion"] = MulticlassConfusionMatrix(num_classes)
-        self.val_acc_best = MaxMetric()
+        self.metrics["val_f1_macro"] = MulticlassF1Score(num_classes, average="macro")
+        self.metrics["val_acc_balanced"] = MulticlassAccuracy(num_classes, average="macro")
+        self.best = nn.ModuleDict({name: MaxMetric() for name in TRACKED_VALIDATION_METRICS})
+
+    @staticmethod
+    def initial_class_weights(
+        class_weights: str | list[float] | None, num_classes: int
+    ) -> torch.Tensor | None:
+        """None for an unweighted loss; ones for `auto`, until `setup` counts the classes."""
+        if class_weights is None:
+            return None
+        if class_weights == "auto":
+            return torch.ones(num_classes)
+        if isinstance(class_weights, str) or len(class_weights) != num_classes:
+            raise UserError(
+                f"model.class_weights={class_weights}: use auto, null, or a list of "
+                f"{num_classes} numbers, one per class"
+            )
+        return torch.tensor(class_weights, dtype=torch.float32)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -137,6 +175,10 @@ class ImageClassifier(LightningModule):
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
         if stage != "train":
             self.metrics[f"{stage}_confusion"].update(preds, targets)
+        if stage == "val":
+            for name in ("f1_macro", "acc_balanced"):
+                self.metrics[f"val_{name}"].update(preds, targets)
+                self.log(f"val/{name}", self.metrics[f"val_{name}"], on_step=False, on_epoch=True)
         return loss, {"probabilities": logits.detach().softmax(dim=1), "targets": targets}
 
     def setup(self, stage: str) -> None:
@@ -146,14 +188,24 @@ class ImageClassifier(LightningModule):
             self.initialise_from_data(datamodule)
 
     def initialise_from_data(self, datamodule: Any) -> None:
-        """Give a network with a data-dependent start (airbench's patch whitening) a look
-        at the first 5,000 training images (normalised)."""
+        """Inverse-frequency loss weights from the training split's class counts
+        (`class_weights: auto`); and a network with a data-dependent start (airbench's
+        patch whitening) gets a look at the first 5,000 training images (normalised)."""
+        if self.hparams.class_weights == "auto":
+            weights = inverse_frequency_weights(datamodule.train_class_counts())
+            self.criterion.weight.copy_(weights)
+            names = getattr(datamodule, "class_names", None) or range(len(weights))
+            listing = ", ".join(
+                f"{name} {weight:.3g}" for name, weight in zip(names, weights, strict=True)
+            )
+            log.info("class weights in the loss: %s", listing)
         if hasattr(self.net, "initialise_from_data"):
             self.net.initialise_from_data(datamodule.training_sample(5000))
 
     def on_train_start(self) -> None:
-        # The sanity check's validation batches must not count towards the best accuracy.
-        self.val_acc_best.reset()
+        # The sanity check's validation batches must not count towards the best values.
+        for tracker in self.best.values():
+            tracker.reset()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "train")[0]
@@ -165,8 +217,9 @@ class ImageClassifier(LightningModule):
         return self.shared_step(batch, "val")[1]
 
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best(self.metrics["val_acc"].compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+        for name, tracker in self.best.items():
+            tracker(self.metrics[f"val_{name}"].compute())
+            self.log(f"val/{name}_best", tracker.compute(), sync_dist=True, prog_bar=name == "acc")
 
     def on_test_epoch_start(self) -> None:
         self.metrics["test_confusion"].reset()

@@ -17,7 +17,8 @@ from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
 from imgclf.checkpoints import InputSpec, load_checkpoint
 from imgclf.data.datamodule import normalise_pixels
-from imgclf.data.image_folder import IMAGE_SUFFIXES, images_to_tensor, load_image
+from imgclf.data.decode import UnreadableImageError, decode_image_file
+from imgclf.data.image_files import IMAGE_SUFFIXES
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
 from imgclf.module import ImageClassifier
 from imgclf.train import CONFIG_DIR
@@ -48,14 +49,15 @@ def find_images(inputs: str) -> list[Path]:
 def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.Tensor, list[Path]]:
     """(readable files, their pixels as uint8 (N, C, H, W), unreadable files)."""
     readable, pixels, skipped = [], [], []
+    view = spec.view()
     for path in files:
         try:
-            pixels.append(load_image(path, spec.image_size, spec.in_channels)[0])
+            pixels.append(view(decode_image_file(path, spec.in_channels)))
             readable.append(path)
-        except (OSError, ValueError) as error:
-            log.warning("skipped %s: not a readable image (%s)", path, error)
+        except (OSError, UnreadableImageError) as error:
+            log.warning("skipped %s: %s", path, error)
             skipped.append(path)
-    return readable, images_to_tensor(pixels) if pixels else torch.zeros(0), skipped
+    return readable, torch.stack(pixels) if pixels else torch.zeros(0), skipped
 
 
 @torch.inference_mode()

@@ -17,6 +17,7 @@ from imgclf.callbacks.gradcam import GradCamCallback  # noqa: E402
 from imgclf.callbacks.predictions import PredictionGridCallback  # noqa: E402
 from imgclf.callbacks.report import ClassificationReportCallback  # noqa: E402
 from imgclf.callbacks.run_report import RunReportCallback  # noqa: E402
+from imgclf.callbacks.startup import StartupTimer  # noqa: E402
 
 __all__ = [
     "ClassificationReportCallback",
@@ -29,4 +30,5 @@ __all__ = [
     "LearningCurvesCallback",
     "PredictionGridCallback",
     "RunReportCallback",
+    "StartupTimer",
 ]

@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
-from imgclf.data.splits import LabelledImages
+from imgclf.data.datamodule import ImageDataModule
+from imgclf.data.splits import Labelled
 
 
 def stratified_sample(labels: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
@@ -25,20 +26,15 @@ def stratified_sample(labels: torch.Tensor, count: int, seed: int = 0) -> torch.
     return torch.tensor(picked, dtype=torch.long)
 
 
-def build_sample_grid_figure(
-    data: LabelledImages, class_names: list[str], count: int = 32
-) -> Figure:
-    labels = data.labels.cpu()  # the split may live on the GPU
+def build_sample_grid_figure(datamodule: ImageDataModule, count: int = 32) -> Figure:
+    labels = datamodule.splits["train"].labels.cpu()  # the split may live on the GPU
     indices = stratified_sample(labels, count)
-    titles = [class_names[int(label)] for label in labels[indices]]
-    return build_image_grid_figure(
-        data.images[indices.to(data.images.device)].cpu(), titles, "Sample training images"
-    )
+    titles = [datamodule.class_names[int(label)] for label in labels[indices]]
+    images = datamodule.views("train", indices)
+    return build_image_grid_figure(images, titles, "Sample training images")
 
 
-def build_class_distribution_figure(
-    splits: dict[str, LabelledImages], class_names: list[str]
-) -> Figure:
+def build_class_distribution_figure(splits: dict[str, Labelled], class_names: list[str]) -> Figure:
     """Grouped bars: images per class in each split, to spot imbalance at a glance."""
     figure, axis = plt.subplots(figsize=(max(6.0, 0.7 * len(class_names) + 2), 4))
     positions = np.arange(len(class_names))
@@ -56,13 +52,13 @@ def build_class_distribution_figure(
     return figure
 
 
-def build_exploration_figures(
-    splits: dict[str, LabelledImages], class_names: list[str], samples: int = 32
-) -> dict[str, Figure]:
+def build_exploration_figures(datamodule: ImageDataModule, samples: int = 32) -> dict[str, Figure]:
     """The figures by name: `samples` and `class_distribution`."""
     return {
-        "samples": build_sample_grid_figure(splits["train"], class_names, samples),
-        "class_distribution": build_class_distribution_figure(splits, class_names),
+        "samples": build_sample_grid_figure(datamodule, samples),
+        "class_distribution": build_class_distribution_figure(
+            datamodule.splits, datamodule.class_names
+        ),
     }
 
 
@@ -77,6 +73,6 @@ class DataExplorationCallback(Callback):
         datamodule = trainer.datamodule
         if not trainer.is_global_zero or not getattr(datamodule, "splits", None):
             return
-        figures = build_exploration_figures(datamodule.splits, datamodule.class_names, self.samples)
+        figures = build_exploration_figures(datamodule, self.samples)
         for name, figure in figures.items():
             publish_figure(trainer, f"data/{name}", figure, self.output_dir, name)

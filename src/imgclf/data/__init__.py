@@ -2,5 +2,6 @@
 
 from imgclf.data.augment import BatchAugment
 from imgclf.data.datamodule import ImageDataModule
+from imgclf.data.transforms import ImageAugment
 
-__all__ = ["BatchAugment", "ImageDataModule"]
+__all__ = ["BatchAugment", "ImageAugment", "ImageDataModule"]

@@ -6,6 +6,11 @@ import torch.nn.functional as F
 PADDING_MODES = ("zeros", "reflect")
 
 
+def check_padding_mode(padding_mode: str) -> None:
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+
+
 class BatchAugment:
     """Random translation (a crop of the image padded by `crop_padding` pixels, borders
     zero or reflected), horizontal flip and cutout, each drawn independently per image.
@@ -25,8 +30,7 @@ class BatchAugment:
     ) -> None:
         if crop_padding < 0 or cutout < 0:
             raise ValueError(f"crop_padding and cutout must be >= 0, got {crop_padding}, {cutout}")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        check_padding_mode(padding_mode)
         self.crop_padding = crop_padding
         self.horizontal_flip = horizontal_flip
         self.padding_mode = padding_mode

@@ -1,32 +1,63 @@
-"""ImageDataModule: reads a dataset once, splits it, and serves normalised, augmented batches."""
+"""ImageDataModule: reads or lists a dataset, selects classes, splits it, and serves uint8
+batches that it normalises (and, in memory, augments) after their transfer to the device."""
 
 import logging
+import os
+from functools import partial
 from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from imgclf.data import sources
 from imgclf.data.augment import BatchAugment
+from imgclf.data.balance import balanced_sample_weights
+from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode, map_files, read_view
+from imgclf.data.file_dataset import ImageFileDataset
 from imgclf.data.loader import InMemoryBatches
-from imgclf.data.splits import DatasetSplits, LabelledImages
+from imgclf.data.splits import (
+    DatasetSplits,
+    Labelled,
+    LabelledFiles,
+    LabelledImages,
+    class_counts,
+    report_class_counts,
+    select_classes,
+    stratified_split,
+)
+from imgclf.data.transforms import ImageAugment, evaluation_transform, resize_size_for
 from imgclf.errors import UserError
 
 log = logging.getLogger(__name__)
 
+SAMPLERS = (None, "balanced")
+# Normalisation statistics of image files come from this many training images, evenly spread.
+STATISTICS_SAMPLE = 1000
+
+
+def default_worker_count(world_size: int = 1) -> int:
+    """One loader process per CPU core this process may use, shared between DDP ranks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, (cores or 1) // world_size))
+
 
 class ImageDataModule(LightningDataModule):
-    """Every split lives in memory as one uint8 tensor; a batch is an index into it.
+    """Two data paths behind one interface; batches are uint8 (N, C, H, W) either way.
 
-    Augmentation and normalisation run per batch after the transfer to the training device
-    (`on_after_batch_transfer`), so they cost one vectorised op each, on the GPU when there
-    is one, and uint8 batches cross to the device at a quarter of float32's bytes.
+    In memory (the built-in datasets; image files with `cache=ram`): each split is one uint8
+    tensor, a batch is an index into it, and augmentation runs on the whole batch on the
+    device (`BatchAugment`). Streamed (image files with `cache=disk` or `none`): files are
+    decoded in DataLoader worker processes and augmented per image at their own resolution
+    (`ImageAugment`, torchvision.transforms.v2). Normalisation runs per batch after the
+    transfer to the device either way (`on_after_batch_transfer`), so uint8 batches cross to
+    the device at a quarter of float32's bytes.
     """
 
     def __init__(
         self,
         dataset: str,
-        data_dir: str | Path,
+        data_dir: str | Path | None,
         num_classes: int,
         in_channels: int,
         image_size: int,
@@ -35,11 +66,20 @@ class ImageDataModule(LightningDataModule):
         test_ratio: float = 0.1,
         split_seed: int = 0,
         download: bool = True,
-        augment: BatchAugment | None = None,
+        augment: BatchAugment | ImageAugment | None = None,
+        classes: list[str] | None = None,
+        csv_path: str | Path | None = None,
+        cache: str = "auto",
+        cache_max_gb: float = 4.0,
+        cache_dir: str | Path | None = None,
+        crop_fraction: float = 0.875,
+        num_workers: int | None = None,
+        sampler: str | None = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
-        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.data_dir = Path(data_dir or ".").expanduser().resolve()
+        self.csv_path = Path(csv_path).expanduser().resolve() if csv_path else None
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.image_size = image_size
@@ -49,10 +89,37 @@ class ImageDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.download = download
         self.augment = augment or BatchAugment()
-        self.splits: dict[str, LabelledImages] = {}
+        self.classes = list(classes) if classes else None
+        self.cache = cache
+        self.cache_max_gb = cache_max_gb
+        self.cache_dir = Path(cache_dir or "~/.cache/imgclf").expanduser()
+        self.num_workers = num_workers
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        self.sampler = sampler
+        self.user_images = dataset in sources.USER_DATASETS
+        # Built-in images are already image_size: their evaluation view is the whole image.
+        self.resize_size = (
+            resize_size_for(image_size, crop_fraction) if self.user_images else image_size
+        )
+        self.cache_mode = "ram"
+        self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
         self.mean = torch.zeros(in_channels)
         self.std = torch.ones(in_channels)
+
+    @property
+    def source(self) -> Path:
+        return self.csv_path or self.data_dir
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.splits.get("train"), LabelledImages)
+
+    @property
+    def batch_augment(self) -> BatchAugment:
+        augment = self.augment
+        return augment.batched() if isinstance(augment, ImageAugment) else augment
 
     def prepare_data(self) -> None:
         sources.ensure_available(self.dataset, self.data_dir, self.download)
@@ -60,11 +127,16 @@ class ImageDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        loaded = sources.load(self.dataset, self.data_dir, self.image_size, self.in_channels)
+        loaded = sources.load(self.dataset, self.data_dir, self.csv_path)
+        if self.classes:
+            loaded = select_classes(loaded, self.classes, str(self.source))
         self.check_matches_config(loaded)
         self.class_names = loaded.class_names
-        self.splits = self.split(loaded)
-        self.mean, self.std = channel_statistics(self.splits["train"].images)
+        splits = self.split(loaded)
+        self.check_every_class_has_images(splits["train"])
+        report_class_counts(self.train_class_counts(splits["train"]), self.class_names)
+        self.splits = self.cache_files(splits) if self.user_images else splits
+        self.mean, self.std = self.channel_statistics()
         log.info(
             "%s: %s images; class names %s",
             self.dataset,
@@ -80,6 +152,7 @@ class ImageDataModule(LightningDataModule):
             "class_names": list(self.class_names),
             "in_channels": self.in_channels,
             "image_size": self.image_size,
+            "resize_size": self.resize_size,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }
@@ -90,50 +163,112 @@ class ImageDataModule(LightningDataModule):
         self.std = torch.tensor(state_dict["std"])
 
     def check_matches_config(self, loaded: DatasetSplits) -> None:
-        found_shape = tuple(loaded.train.images.shape[1:])
-        expected_shape = (self.in_channels, self.image_size, self.image_size)
-        if found_shape != expected_shape:
-            raise UserError(
-                f"the images in {self.data_dir} are {found_shape} (channels, height, width) but "
-                f"the data config says {expected_shape}: set data.in_channels and data.image_size "
-                "to match"
-            )
+        if isinstance(loaded.train, LabelledImages):
+            found_shape = tuple(loaded.train.images.shape[1:])
+            expected_shape = (self.in_channels, self.image_size, self.image_size)
+            if found_shape != expected_shape:
+                raise UserError(
+                    f"the images in {self.data_dir} are {found_shape} (channels, height, width) "
+                    f"but the data config says {expected_shape}: set data.in_channels and "
+                    "data.image_size to match"
+                )
         if len(loaded.class_names) != self.num_classes:
             raise UserError(
-                f"{self.data_dir} has {len(loaded.class_names)} classes but "
+                f"{self.source} has {len(loaded.class_names)} classes but "
                 f"data.num_classes={self.num_classes}"
             )
 
-    def split(self, loaded: DatasetSplits) -> dict[str, LabelledImages]:
-        """The official test set stays the test set; a missing val or test split comes out of
-        the training set, by a seeded permutation so every run gets the same split.
-        `val_ratio: 0` keeps all training images for training and skips validation."""
-        generator = torch.Generator().manual_seed(self.split_seed)
-        remaining = torch.randperm(len(loaded.train), generator=generator)
+    def check_every_class_has_images(self, train: Labelled, kind: str = "") -> None:
+        counts = class_counts(train.labels, len(self.class_names))
+        empty = [name for name, count in zip(self.class_names, counts, strict=True) if count == 0]
+        if empty:
+            raise UserError(
+                f"class(es) {empty} have no {kind}training images in {self.source}. Add images "
+                "of them, or leave them out with data.classes=[...] naming the classes to keep."
+            )
 
-        def carve(split: str, ratio: float) -> LabelledImages:
-            nonlocal remaining
-            count = round(ratio * len(loaded.train))
-            if not 0 < count < len(remaining):
+    def split(self, loaded: DatasetSplits) -> dict[str, Labelled]:
+        """The dataset's own val and test splits stay; a missing one comes out of the training
+        set, the same fraction of every class, by a seeded permutation so every run gets the
+        same split. `val_ratio: 0` keeps all training images and skips validation."""
+        ratios = {}
+        if loaded.val is None and self.val_ratio != 0:
+            ratios["val"] = self.val_ratio
+        if loaded.test is None:
+            ratios["test"] = self.test_ratio
+        indices = stratified_split(loaded.train.labels.cpu(), ratios, self.split_seed)
+        for split, ratio in ratios.items():
+            if len(indices[split]) == 0:
                 raise UserError(
-                    f"data.{split}_ratio={ratio} leaves no {split} or no train images out of "
-                    f"{len(loaded.train):,}; choose a ratio in (0, 1)"
+                    f"data.{split}_ratio={ratio} leaves no {split} images out of "
+                    f"{len(loaded.train):,}; choose a larger ratio in (0, 1)"
                     + (", or 0 for no validation" if split == "val" else "")
                 )
-            taken, remaining = remaining[:count], remaining[count:]
-            return loaded.train.subset(taken)
+        carved = {split: loaded.train.subset(indices[split]) for split in ratios}
+        splits = {"train": loaded.train.subset(indices["train"])}
+        for split in ("val", "test"):
+            data = getattr(loaded, split) if split not in ratios else carved[split]
+            if data is not None and len(data):
+                splits[split] = data
+        return splits
 
-        splits = {}
-        if loaded.val is not None:
-            splits["val"] = loaded.val
-        elif self.val_ratio != 0:
-            splits["val"] = carve("val", self.val_ratio)
-        splits["test"] = loaded.test if loaded.test is not None else carve("test", self.test_ratio)
-        return {"train": loaded.train.subset(remaining.sort().values), **splits}
+    def train_class_counts(self, train: Labelled | None = None) -> torch.Tensor:
+        """Training images per class, in class order: for loss weights and the sampler."""
+        train = train if train is not None else self.splits["train"]
+        return class_counts(train.labels, len(self.class_names))
+
+    def worker_count(self) -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        return default_worker_count(self.trainer.world_size if self.trainer else 1)
+
+    def cache_files(self, splits: dict[str, LabelledFiles]) -> dict[str, Labelled]:
+        count = sum(len(data) for data in splits.values())
+        self.cache_mode = choose_cache_mode(
+            self.cache,
+            count,
+            self.in_channels * self.image_size**2,
+            self.cache_max_gb,
+            self.cache_dir,
+        )
+        view = evaluation_transform(self.image_size, self.resize_size)
+        cached = cache_splits(
+            splits,
+            self.cache_mode,
+            DiskCache(self.cache_dir, self.resize_size, self.in_channels),
+            view,
+            self.worker_count(),
+        )
+        self.check_every_class_has_images(cached["train"], kind="readable ")
+        return cached
+
+    def views(self, split: str, indices: torch.Tensor) -> torch.Tensor:
+        """uint8 evaluation views of some images of a split, for statistics and figures."""
+        data = self.splits[split]
+        if isinstance(data, LabelledImages):
+            return data.images[indices.to(data.images.device)].cpu()
+        work = partial(
+            read_view,
+            channels=self.in_channels,
+            cached=self.cache_mode == "disk",
+            transform=evaluation_transform(self.image_size, self.resize_size),
+        )
+        # Worker processes pay for their start-up only on larger samples.
+        workers = self.worker_count() if len(indices) >= 256 else 0
+        results, _ = map_files(data.paths[indices.numpy()], work, workers, description=None)
+        return torch.stack([image for image in results if image is not None])
+
+    def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        train = self.splits["train"]
+        if isinstance(train, LabelledImages):
+            return channel_statistics(train.images)
+        sample = torch.linspace(0, len(train) - 1, min(len(train), STATISTICS_SAMPLE)).long()
+        return channel_statistics(self.views("train", sample.unique()))
 
     def training_sample(self, count: int) -> torch.Tensor:
         """The first `count` training images, normalised: for data-dependent initialisation."""
-        return self.normalise(self.splits["train"].images[:count])
+        count = min(count, len(self.splits["train"]))
+        return self.normalise(self.views("train", torch.arange(count)))
 
     def on_device(self, split: str) -> LabelledImages:
         """The split on the training device, moved there once: batches are then gathered
@@ -146,7 +281,9 @@ class ImageDataModule(LightningDataModule):
             )
         return data
 
-    def loader(self, split: str) -> InMemoryBatches:
+    def loader(self, split: str) -> InMemoryBatches | DataLoader:
+        if isinstance(self.splits[split], LabelledFiles):
+            return self.file_loader(split)
         training = split == "train"
         trainer = self.trainer
         data = self.on_device(split)
@@ -159,23 +296,54 @@ class ImageDataModule(LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             current_epoch=lambda: trainer.current_epoch if trainer else 0,
-            mirror_alternately=training and self.augment.flips_alternately,
+            mirror_alternately=training and self.batch_augment.flips_alternately,
+            balanced=training and self.sampler == "balanced",
         )
 
-    def train_dataloader(self) -> InMemoryBatches:
+    def file_loader(self, split: str) -> DataLoader:
+        """Workers decode and transform; under DDP Lightning shards the sampler per rank (a
+        weighted sampler too, through its DistributedSamplerWrapper)."""
+        data = self.splits[split]
+        training = split == "train"
+        transform = (
+            self.augment.per_image(self.image_size)
+            if training and isinstance(self.augment, ImageAugment)
+            else evaluation_transform(self.image_size, self.resize_size)
+        )
+        dataset = ImageFileDataset(
+            data.paths, data.labels, transform, self.in_channels, self.cache_mode == "disk"
+        )
+        sampler = None
+        if training and self.sampler == "balanced":
+            weights = balanced_sample_weights(data.labels)
+            sampler = WeightedRandomSampler(weights, len(data), replacement=True)
+        workers = self.worker_count()
+        on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=training and sampler is None,
+            sampler=sampler,
+            drop_last=training and len(data) > self.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=on_gpu,
+        )
+
+    def train_dataloader(self) -> InMemoryBatches | DataLoader:
         return self.loader("train")
 
-    def val_dataloader(self) -> InMemoryBatches | list:
+    def val_dataloader(self) -> InMemoryBatches | DataLoader | list:
         # No validation split (val_ratio: 0): Lightning skips validation for an empty list.
         return self.loader("val") if "val" in self.splits else []
 
-    def test_dataloader(self) -> InMemoryBatches:
+    def test_dataloader(self) -> InMemoryBatches | DataLoader:
         return self.loader("test")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):  # noqa: ANN001, ANN201
         images, labels = batch
-        if self.trainer is not None and self.trainer.training:
-            images = self.augment(images)
+        if self.trainer is not None and self.trainer.training and self.in_memory:
+            images = self.batch_augment(images)
         return self.normalise(images), labels
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from imgclf.data.balance import balanced_order
 from imgclf.data.splits import LabelledImages
 
 
@@ -15,6 +16,9 @@ class InMemoryBatches:
     run would have; `current_epoch` tells the epoch (the trainer's) when iteration starts.
     Under DDP each rank takes every `world_size`-th example of the shared permutation, trimmed
     so that all ranks run the same number of steps.
+
+    With `balanced` an epoch draws as many examples as the split holds, with replacement and
+    every class equally likely (`data.sampler=balanced`).
 
     With `mirror_alternately` each image is mirrored in every other epoch, starting in a
     random (seeded) half, so that each pair of epochs shows every image both ways.
@@ -31,6 +35,7 @@ class InMemoryBatches:
         world_size: int = 1,
         current_epoch: Callable[[], int] = lambda: 0,
         mirror_alternately: bool = False,
+        balanced: bool = False,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
@@ -41,6 +46,7 @@ class InMemoryBatches:
         self.world_size = world_size
         self.current_epoch = current_epoch
         self.mirror_alternately = mirror_alternately
+        self.balanced = balanced
 
     def _examples_per_rank(self) -> int:
         return len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
@@ -58,7 +64,11 @@ class InMemoryBatches:
             # Kept within a generator seed's 64 bits for any run seed (torch's initial
             # seed, when nothing seeded it, is already a random 64-bit number).
             generator = torch.Generator().manual_seed((self.seed * 100_003 + epoch) % 2**63)
-            order = torch.randperm(len(self.data), generator=generator)
+            order = (
+                balanced_order(self.data.labels, len(self.data), generator)
+                if self.balanced
+                else torch.randperm(len(self.data), generator=generator)
+            )
         else:
             order = torch.arange(len(self.data))
         order = order[self.rank :: self.world_size][: self._examples_per_rank()].to(device)

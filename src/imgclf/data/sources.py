@@ -1,4 +1,5 @@
-"""Find a dataset on disk, download it when missing, or explain how to get it."""
+"""Find a dataset on disk, download it when missing, or explain how to get it. Built-in
+datasets are read into uint8 tensors; the user's own images are listed as files."""
 
 import logging
 from pathlib import Path
@@ -6,7 +7,7 @@ from typing import Protocol
 
 from torchvision.datasets import MNIST, FashionMNIST
 
-from imgclf.data import cifar10, image_folder
+from imgclf.data import cifar10, image_files
 from imgclf.data.idx import IdxDataset
 from imgclf.data.splits import DatasetSplits
 from imgclf.errors import DataNotFoundError, UserError
@@ -29,19 +30,21 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "fashion_mnist": IdxDataset(FashionMNIST),
 }
 IMAGE_FOLDER = "image_folder"
+IMAGE_CSV = "image_csv"
+USER_DATASETS = (IMAGE_FOLDER, IMAGE_CSV)
 
 
 def builtin_dataset(name: str) -> BuiltinDataset:
     try:
         return BUILTIN_DATASETS[name]
     except KeyError:
-        known = ", ".join([*BUILTIN_DATASETS, IMAGE_FOLDER])
+        known = ", ".join([*BUILTIN_DATASETS, *USER_DATASETS])
         raise UserError(f"unknown dataset {name!r}; known datasets: {known}") from None
 
 
 def ensure_available(name: str, data_dir: Path, download: bool) -> None:
     """Download a built-in dataset that is not in `data_dir` yet (call on one process only)."""
-    if name == IMAGE_FOLDER:
+    if name in USER_DATASETS:
         return
     dataset = builtin_dataset(name)
     if dataset.find(data_dir) is not None:
@@ -58,9 +61,13 @@ def ensure_available(name: str, data_dir: Path, download: bool) -> None:
         raise missing(name, dataset, data_dir, "the download did not produce the expected files")
 
 
-def load(name: str, data_dir: Path, image_size: int, in_channels: int) -> DatasetSplits:
+def load(name: str, data_dir: Path, csv_path: Path | None = None) -> DatasetSplits:
     if name == IMAGE_FOLDER:
-        return image_folder.read(data_dir, image_size, in_channels)
+        return image_files.list_folder(data_dir)
+    if name == IMAGE_CSV:
+        if csv_path is None:
+            raise UserError("data=image_csv needs data.csv_path=<labels.csv>")
+        return image_files.list_csv(csv_path)
     dataset = builtin_dataset(name)
     folder = dataset.find(data_dir)
     if folder is None:

@@ -1,12 +1,26 @@
-"""What every dataset reader returns: uint8 image tensors and labels, split as found on disk."""
+"""What every dataset reader returns, split as found on disk, and the operations on labels that
+do not care whether the images are decoded tensors or files: class subsets, stratified splits,
+class counts."""
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
+
+from imgclf.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Past this ratio of the largest class to the smallest, the run warns and names the remedies.
+IMBALANCE_WARNING_RATIO = 3.0
 
 
 @dataclass(frozen=True)
 class LabelledImages:
+    """Decoded images in memory: the built-in datasets, and image files with `cache=ram`."""
+
     images: torch.Tensor  # uint8, (N, C, H, W)
     labels: torch.Tensor  # int64, (N,)
 
@@ -18,10 +32,123 @@ class LabelledImages:
 
 
 @dataclass(frozen=True)
+class LabelledFiles:
+    """Image files, decoded when read. Paths are a NumPy string array, not a list of Python
+    strings: DataLoader workers then share its pages instead of copying them as they touch
+    each string's reference count."""
+
+    paths: np.ndarray  # str, (N,)
+    labels: torch.Tensor  # int64, (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: torch.Tensor) -> "LabelledFiles":
+        return LabelledFiles(self.paths[indices.numpy()], self.labels[indices])
+
+
+Labelled = LabelledImages | LabelledFiles
+
+
+@dataclass(frozen=True)
 class DatasetSplits:
     """A dataset's splits. Missing `val` or `test` are carved out of `train` by the datamodule."""
 
-    train: LabelledImages
+    train: Labelled
     class_names: list[str]
-    val: LabelledImages | None = None
-    test: LabelledImages | None = None
+    val: Labelled | None = None
+    test: Labelled | None = None
+
+    def present(self) -> dict[str, Labelled]:
+        return {
+            split: data
+            for split, data in (("train", self.train), ("val", self.val), ("test", self.test))
+            if data is not None
+        }
+
+
+def select_classes(splits: DatasetSplits, classes: Sequence[str], source: str) -> DatasetSplits:
+    """Only the images of `classes`, relabelled 0..len(classes)-1 in the order given."""
+    unknown = [name for name in classes if name not in splits.class_names]
+    if unknown:
+        raise UserError(
+            f"data.classes names {unknown}, which {source} does not have; its classes are "
+            f"{splits.class_names}"
+        )
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise UserError(
+            f"data.classes={list(classes)}: name at least 2 different classes, each once"
+        )
+    new_label = torch.full((len(splits.class_names),), -1, dtype=torch.int64)
+    for label, name in enumerate(classes):
+        new_label[splits.class_names.index(name)] = label
+
+    def keep(data: Labelled) -> Labelled:
+        kept = torch.nonzero(new_label[data.labels] >= 0).flatten()
+        subset = data.subset(kept)
+        return replace(subset, labels=new_label[subset.labels])
+
+    selected = {split: keep(data) for split, data in splits.present().items()}
+    return DatasetSplits(class_names=list(classes), **selected)
+
+
+def per_class_share(ratio: float, class_sizes: torch.Tensor) -> torch.Tensor:
+    """How many images of each class make `ratio` of the whole: round(ratio * total) in
+    all, spread in proportion to the class sizes (largest remainders first), so that small
+    classes still add up to the ratio."""
+    exact = ratio * class_sizes.to(torch.float64)
+    counts = exact.floor().long()
+    missing = round(ratio * int(class_sizes.sum())) - int(counts.sum())
+    by_remainder = torch.argsort(exact - counts, descending=True, stable=True)
+    counts[by_remainder[: max(missing, 0)]] += 1
+    return counts
+
+
+def stratified_split(
+    labels: torch.Tensor, ratios: dict[str, float], seed: int
+) -> dict[str, torch.Tensor]:
+    """Indices for each split named in `ratios`, plus "train" for the rest, taken class by
+    class (the same fraction of every class), by a seeded permutation so every run gets the
+    same split. Every class keeps at least one training image."""
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    members = []
+    for label in classes:
+        in_class = torch.nonzero(labels == label).flatten()
+        members.append(in_class[torch.randperm(len(in_class), generator=generator)])
+    sizes = torch.tensor([len(m) for m in members])
+    shares = {split: per_class_share(ratio, sizes) for split, ratio in ratios.items()}
+    taken: dict[str, list[torch.Tensor]] = {split: [] for split in [*ratios, "train"]}
+    for index, in_class in enumerate(members):
+        start = 0
+        for split in ratios:
+            count = max(min(int(shares[split][index]), len(in_class) - start - 1), 0)
+            taken[split].append(in_class[start : start + count])
+            start += count
+        taken["train"].append(in_class[start:])
+    return {split: torch.cat(parts).sort().values for split, parts in taken.items()}
+
+
+def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.bincount(labels.cpu(), minlength=num_classes)
+
+
+def report_class_counts(counts: torch.Tensor, class_names: list[str]) -> None:
+    """Log the training images per class; warn when the largest class has more than 3x the
+    images of the smallest, naming both and what to do about it."""
+    listing = ", ".join(
+        f"{name} {int(count):,}" for name, count in zip(class_names, counts, strict=True)
+    )
+    log.info("training images per class: %s", listing)
+    largest, smallest = int(counts.argmax()), int(counts.argmin())
+    if counts[largest] > IMBALANCE_WARNING_RATIO * max(int(counts[smallest]), 1):
+        log.warning(
+            "the classes are imbalanced: %s has %d training images, %s only %d (%.1fx). "
+            "Consider model.class_weights=auto (a weighted loss) or data.sampler=balanced, "
+            "and judge the run by val/f1_macro or val/acc_balanced",
+            class_names[largest],
+            counts[largest],
+            class_names[smallest],
+            counts[smallest],
+            counts[largest] / max(int(counts[smallest]), 1),
+        )

@@ -1,0 +1,208 @@
+"""`data.cache`: decode the user's image files once, into memory (`ram`) or into a folder that
+later runs reuse (`disk`), or on every read (`none`); `auto` picks `ram` when it fits."""
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as F
+
+from imgclf.data.decode import UnreadableImageError, check_header, decode_image_file
+from imgclf.data.image_files import list_names
+from imgclf.data.splits import Labelled, LabelledFiles, LabelledImages
+
+log = logging.getLogger(__name__)
+
+CACHE_MODES = ("auto", "ram", "disk", "none")
+# Jobs over this many files log their progress.
+PROGRESS_FROM = 5000
+
+
+def choose_cache_mode(
+    requested: str, image_count: int, image_bytes: int, max_gb: float, cache_dir: Path
+) -> str:
+    """The mode to use, logged with the reason. `disk` falls back to `ram` (if it fits) or
+    `none` when `cache_dir` cannot be written."""
+    needed_gb = image_count * image_bytes / 1e9
+    fits = needed_gb <= max_gb
+    if requested == "auto":
+        mode = "ram" if fits else "disk"
+        log.info(
+            "data.cache=auto: the decoded images take %.2f GB, %s data.cache_max_gb=%g: cache=%s",
+            needed_gb,
+            "within" if fits else "over",
+            max_gb,
+            mode,
+        )
+    else:
+        mode = requested
+        log.info("data.cache=%s (%.2f GB if decoded into memory)", mode, needed_gb)
+    if mode == "disk":
+        problem = unwritable(cache_dir)
+        if problem:
+            fallback = "ram" if fits else "none"
+            log.warning(
+                "the cache folder %s cannot be written (%s): using cache=%s instead. Set "
+                "paths.cache_dir (or IMGCLF_CACHE_DIR) to a writable folder to cache on disk.",
+                cache_dir,
+                problem,
+                fallback,
+            )
+            mode = fallback
+    return mode
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be written into `folder` (created if missing), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def shrink_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Scaled down (antialiased) so that its short side is `size`; smaller images are kept."""
+    if min(image.shape[-2:]) <= size:
+        return image
+    return F.resize(image, size, antialias=True)
+
+
+class DiskCache:
+    """Each image decoded once, its short side shrunk to `short_side`, and saved as a raw
+    .npy array (no decoding to read it back). An entry's name hashes the file's path, size and
+    modification time, so a changed file is decoded again and a stale entry is never read."""
+
+    def __init__(self, folder: Path, short_side: int, channels: int) -> None:
+        self.folder = folder / f"short{short_side}_c{channels}"
+        self.short_side = short_side
+        self.channels = channels
+
+    def entry(self, path: str) -> Path:
+        status = os.stat(path)
+        key = f"{os.path.abspath(path)}|{status.st_size}|{status.st_mtime_ns}"
+        digest = hashlib.sha1(key.encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.npy"
+
+    def store(self, path: str) -> Path:
+        """The entry of `path`, decoded and written now unless it is there already."""
+        entry = self.entry(path)
+        if entry.is_file():
+            return entry
+        image = shrink_short_side(decode_image_file(path, self.channels), self.short_side)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed: a run killed mid-write, or two runs filling the same
+        # cache, never leave a half-written entry under the real name.
+        partial = entry.with_suffix(f".{os.getpid()}.partial")
+        with partial.open("wb") as file:
+            np.save(file, image.numpy())
+        partial.replace(entry)
+        return entry
+
+
+def load_cached(entry: str) -> torch.Tensor:
+    return torch.from_numpy(np.load(entry))
+
+
+def read_view(source: str, channels: int, cached: bool, transform: Callable) -> torch.Tensor:
+    """An image file or cache entry, transformed (a picklable function for worker processes)."""
+    image = load_cached(source) if cached else decode_image_file(source, channels)
+    return transform(image)
+
+
+def cache_splits(
+    splits: dict[str, LabelledFiles],
+    mode: str,
+    disk_cache: DiskCache,
+    view: Callable[[torch.Tensor], torch.Tensor],
+    workers: int,
+) -> dict[str, Labelled]:
+    """Each split decoded into one tensor of `view`s (`ram`), into `disk_cache` (`disk`; the
+    files become their entries), or only checked to be images (`none`: the loader decodes).
+    Unreadable files are dropped and all named in one warning."""
+    if mode == "ram":
+        work = partial(read_view, channels=disk_cache.channels, cached=False, transform=view)
+    elif mode == "disk":
+        work = disk_cache.store
+        log.info("disk cache: %s", disk_cache.folder)
+    else:
+        work = check_header
+    cached: dict[str, Labelled] = {}
+    unreadable: list[str] = []
+    for split, data in splits.items():
+        results, failed = map_files(data.paths, work, workers, f"{split}: cache={mode}")
+        unreadable += failed
+        readable = [i for i, result in enumerate(results) if result is not None]
+        kept = data.subset(torch.tensor(readable, dtype=torch.int64))
+        if mode == "ram":
+            images = torch.stack([results[i] for i in readable])
+            cached[split] = LabelledImages(images, kept.labels)
+        elif mode == "disk":
+            entries = np.array([str(results[i]) for i in readable], dtype=np.str_)
+            cached[split] = LabelledFiles(entries, kept.labels)
+        else:
+            cached[split] = kept
+    warn_unreadable(unreadable)
+    return cached
+
+
+class _EachFile(Dataset):
+    """`work(path)` for every path, in DataLoader workers; an unreadable file gives None."""
+
+    def __init__(self, paths: np.ndarray, work: Callable[[str], object]) -> None:
+        self.paths = paths
+        self.work = work
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, object]:
+        try:
+            return index, self.work(str(self.paths[index]))
+        except (UnreadableImageError, OSError):
+            return index, None
+
+
+def map_files(
+    paths: np.ndarray, work: Callable[[str], object], workers: int, description: str | None
+) -> tuple[list, list[str]]:
+    """(`work(path)` of every path, in order, with None for the unreadable; the unreadable
+    paths), run in `workers` processes. With a `description`, a long job logs its progress
+    every ~10 % and every job its duration."""
+    loader = DataLoader(
+        _EachFile(paths, work),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=64 if workers else None,
+    )
+    started = time.perf_counter()
+    results: list = [None] * len(paths)
+    step = len(paths) // 10 if len(paths) >= PROGRESS_FROM else len(paths) + 1
+    for done, (index, result) in enumerate(loader, start=1):
+        results[index] = result
+        if description and done % step == 0 and done < len(paths):
+            log.info("%s: %d/%d", description, done, len(paths))
+    if description:
+        seconds = time.perf_counter() - started
+        log.info("%s: %d files in %.1f s", description, len(paths), seconds)
+    unreadable = [str(paths[i]) for i, result in enumerate(results) if result is None]
+    return results, unreadable
+
+
+def warn_unreadable(unreadable: list[str]) -> None:
+    if unreadable:
+        log.warning(
+            "skipped %d unreadable image file(s): %s. Replace or remove them.",
+            len(unreadable),
+            list_names(unreadable),
+        )

@@ -1,0 +1,58 @@
+"""A map-style Dataset of image files, read in DataLoader workers: decoded from the file or
+read from its disk-cache entry, then transformed; it yields (uint8 image, label)."""
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from imgclf.data.cache import load_cached
+from imgclf.data.decode import UnreadableImageError, decode_image_file
+
+log = logging.getLogger(__name__)
+
+
+class ImageFileDataset(Dataset):
+    """`sources` are image files (`cached=False`) or their disk-cache entries (`cached=True`).
+
+    A file that fails to decode mid-training (a truncated JPEG that its header did not
+    betray) is reported once and replaced by the next readable one, so one bad file does
+    not end a long run.
+    """
+
+    def __init__(
+        self,
+        sources: np.ndarray,
+        labels: torch.Tensor,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        channels: int,
+        cached: bool = False,
+    ) -> None:
+        self.sources = sources
+        self.labels = labels
+        self.transform = transform
+        self.channels = channels
+        self.cached = cached
+        self.reported: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def read(self, index: int) -> torch.Tensor:
+        source = str(self.sources[index])
+        return load_cached(source) if self.cached else decode_image_file(source, self.channels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        for attempt in range(len(self)):
+            candidate = (index + attempt) % len(self)
+            try:
+                image = self.read(candidate)
+            except (UnreadableImageError, OSError) as error:
+                if candidate not in self.reported:
+                    self.reported.add(candidate)
+                    log.warning("%s; using another image in its place", error)
+                continue
+            return self.transform(image), self.labels[candidate]
+        raise UnreadableImageError("no image in this split can be read")

@@ -1,0 +1,79 @@
+"""Bad input on the user's own images, tried from the command line: one message each, naming
+the input and the fix, and exit 2; a cache folder that cannot be written only warns."""
+
+from pathlib import Path
+
+import pytest
+
+from cli import run_train
+from dataset_files import write_image_csv, write_image_folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("photos") / "images", per_class=6)
+
+
+def train_on(*overrides: str, run_dir: Path):  # noqa: ANN201
+    return run_train(
+        "data.image_size=16", "model=simple_cnn", "trainer=cpu", "debug=fast_dev_run",
+        "callbacks=minimal", f"hydra.run.dir={run_dir}", *overrides,
+    )  # fmt: skip
+
+
+def assert_one_message(result, *parts: str) -> None:  # noqa: ANN001
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("imgclf: error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    for part in parts:
+        assert part in result.stderr, result.stderr[-3000:]
+
+
+def test_csv_missing_a_column(tmp_path: Path) -> None:
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("path,species\nimages/cat/cat_0.png,cat\n")
+    result = train_on("data=image_csv", f"data.csv_path={csv_path}", run_dir=tmp_path / "run")
+    assert_one_message(result, f"{csv_path} has no label column", "path,label")
+
+
+def test_csv_label_with_no_image(photos: Path, tmp_path: Path) -> None:
+    csv_path = write_image_csv(photos, photos.parent / "labels.csv")
+    with csv_path.open("a") as file:
+        file.write("images/wolf/wolf_0.png,wolf\nimages/wolf/wolf_1.png,wolf\n")
+    result = train_on("data=image_csv", f"data.csv_path={csv_path}", run_dir=tmp_path / "run")
+    assert_one_message(result, "class(es) ['wolf'] have no training images", "data.classes")
+    assert "skipped 2 row(s) whose image file is missing" in result.stdout + result.stderr
+
+
+def test_class_left_empty_by_data_classes(photos: Path, tmp_path: Path) -> None:
+    result = train_on(
+        "data=image_folder", f"data.data_dir={photos}", "data.classes=[cat,wolf]",
+        run_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert_one_message(result, "data.classes names ['wolf']", "['cat', 'dog', 'fox']")
+
+
+def test_unreadable_files_are_skipped_and_the_run_goes_on(photos: Path, tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images", per_class=6)
+    (root / "dog" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    result = train_on(
+        "data=image_folder", f"data.data_dir={root}", "data.cache=none", run_dir=tmp_path / "run"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 unreadable image file(s)" in result.stdout + result.stderr
+    assert str(root / "dog" / "corrupt.jpg") in result.stdout + result.stderr
+
+
+def test_unwritable_cache_folder_falls_back_with_a_warning(photos: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    result = train_on(
+        "data=image_folder", f"data.data_dir={photos}", "data.cache=disk",
+        f"paths.cache_dir={blocked}/cache", run_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert f"the cache folder {blocked}/cache cannot be written" in output
+    assert "using cache=ram instead" in output
+    assert (tmp_path / "run" / "metrics.json").is_file()
