@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -125,13 +125,15 @@ def cache_splits(
     mode: str,
     disk_cache: DiskCache,
     view: Callable[[torch.Tensor], torch.Tensor],
+    image_size: int,
     workers: int,
 ) -> dict[str, Labelled]:
     """Each split decoded into one tensor of `view`s (`ram`), into `disk_cache` (`disk`; the
     files become their entries), or only checked to be images (`none`: the loader decodes).
     Unreadable files are dropped and all named in one warning."""
+    channels = disk_cache.channels
     if mode == "ram":
-        work = partial(read_view, channels=disk_cache.channels, cached=False, transform=view)
+        work = partial(read_view, channels=channels, cached=False, transform=view)
     elif mode == "disk":
         work = disk_cache.store
         log.info("disk cache: %s", disk_cache.folder)
@@ -140,16 +142,24 @@ def cache_splits(
     cached: dict[str, Labelled] = {}
     unreadable: list[str] = []
     for split, data in splits.items():
-        results, failed = map_files(data.paths, work, workers, f"{split}: cache={mode}")
-        unreadable += failed
-        readable = [i for i, result in enumerate(results) if result is not None]
-        kept = data.subset(torch.tensor(readable, dtype=torch.int64))
+        readable = torch.zeros(len(data), dtype=torch.bool)
+        images = torch.empty((len(data), channels, image_size, image_size), dtype=torch.uint8)
+        entries = np.empty(len(data), dtype=object)
+        for index, result in map_files(data.paths, work, workers, f"{split}: cache={mode}"):
+            readable[index] = result is not None
+            if result is not None and mode == "ram":
+                images[index] = result
+            elif result is not None and mode == "disk":
+                entries[index] = str(result)
+        unreadable += [str(path) for path in data.paths[~readable.numpy()]]
+        kept = data.subset(torch.nonzero(readable).flatten())
         if mode == "ram":
-            images = torch.stack([results[i] for i in readable])
-            cached[split] = LabelledImages(images, kept.labels)
+            # Indexing copies: only when a file was dropped, so memory peaks at one copy.
+            cached[split] = LabelledImages(
+                images if readable.all() else images[readable], kept.labels
+            )
         elif mode == "disk":
-            entries = np.array([str(results[i]) for i in readable], dtype=np.str_)
-            cached[split] = LabelledFiles(entries, kept.labels)
+            cached[split] = LabelledFiles(entries[readable.numpy()].astype(np.str_), kept.labels)
         else:
             cached[split] = kept
     warn_unreadable(unreadable)
@@ -175,10 +185,12 @@ class _EachFile(Dataset):
 
 def map_files(
     paths: np.ndarray, work: Callable[[str], object], workers: int, description: str | None
-) -> tuple[list, list[str]]:
-    """(`work(path)` of every path, in order, with None for the unreadable; the unreadable
-    paths), run in `workers` processes. With a `description`, a long job logs its progress
-    every ~10 % and every job its duration."""
+) -> Iterator[tuple[int, object]]:
+    """(index, `work(path)`) for every path, None for an unreadable file, computed in
+    `workers` processes and yielded as they arrive: a caller that keeps what it needs and
+    drops the rest holds few of the workers' shared-memory tensors (each an open file) at a
+    time. With a `description`, a long job logs its progress every ~10 %, and every job
+    its duration."""
     loader = DataLoader(
         _EachFile(paths, work),
         batch_size=None,
@@ -186,17 +198,14 @@ def map_files(
         prefetch_factor=64 if workers else None,
     )
     started = time.perf_counter()
-    results: list = [None] * len(paths)
     step = len(paths) // 10 if len(paths) >= PROGRESS_FROM else len(paths) + 1
     for done, (index, result) in enumerate(loader, start=1):
-        results[index] = result
+        yield index, result
         if description and done % step == 0 and done < len(paths):
             log.info("%s: %d/%d", description, done, len(paths))
     if description:
         seconds = time.perf_counter() - started
         log.info("%s: %d files in %.1f s", description, len(paths), seconds)
-    unreadable = [str(paths[i]) for i, result in enumerate(results) if result is None]
-    return results, unreadable
 
 
 def warn_unreadable(unreadable: list[str]) -> None:

@@ -237,6 +237,7 @@ class ImageDataModule(LightningDataModule):
             self.cache_mode,
             DiskCache(self.cache_dir, self.resize_size, self.in_channels),
             view,
+            self.image_size,
             self.worker_count(),
         )
         self.check_every_class_has_images(cached["train"], kind="readable ")
@@ -255,8 +256,8 @@ class ImageDataModule(LightningDataModule):
         )
         # Worker processes pay for their start-up only on larger samples.
         workers = self.worker_count() if len(indices) >= 256 else 0
-        results, _ = map_files(data.paths[indices.numpy()], work, workers, description=None)
-        return torch.stack([image for image in results if image is not None])
+        images = map_files(data.paths[indices.numpy()], work, workers, description=None)
+        return torch.stack([image for _, image in images if image is not None])
 
     def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
         train = self.splits["train"]
