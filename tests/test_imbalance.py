@@ -143,3 +143,27 @@ def test_balanced_metrics_steer_the_checkpoint_and_the_sweep_objective(
     )
     assert "val/f1_macro" in next(k for k in checkpoint["callbacks"] if "ModelCheckpoint" in k)
     assert callback_state["best_model_score"] == pytest.approx(metrics["val/f1_macro_best"])
+
+
+@pytest.mark.parametrize("cache", ["ram", "none"])
+def test_balanced_sampler_and_class_weights_train_under_ddp(
+    skewed_folder: Path, tmp_path: Path, cache: str
+) -> None:
+    result = run_train(
+        "trainer=ddp_cpu",
+        "data=image_folder",
+        f"data.data_dir={skewed_folder}",
+        f"data.cache={cache}",
+        "data.num_workers=1",
+        "data.image_size=16",
+        "data.batch_size=4",
+        "data.sampler=balanced",
+        "model=simple_cnn",
+        "model.class_weights=auto",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "val/acc_balanced" in metrics and "test/acc" in metrics

@@ -1,5 +1,6 @@
 """One batch of fit and test for every data x model pair, on fixtures in the real formats."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,23 @@ def test_fast_dev_run_fits_and_tests_every_pair(
     for name in ("train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"):
         assert name in metrics
     assert (tmp_path / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_class_subset_weights_and_balanced_sampler_work_with_every_model(
+    model: str, fixture_data_dir: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    overrides = [
+        *data_overrides("image_csv", fixture_data_dir, image_folder),
+        "data.classes=[fox,cat]",
+        "data.sampler=balanced",
+        "model.class_weights=auto",
+        f"model={model}",
+    ]
+    metrics = fast_dev_run(overrides, tmp_path)
+    assert "test/acc" in metrics and "val/f1_macro" in metrics
+    confusion = json.loads((tmp_path / "figures" / "confusion_matrix.json").read_text())
+    assert confusion["class_names"] == ["fox", "cat"]
 
 
 def test_fast_dev_run_reads_cifar_python_version(cifar_python_dir: Path, tmp_path: Path) -> None:

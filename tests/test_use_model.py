@@ -177,3 +177,26 @@ def test_torchscript_export_loads_with_jit_and_matches(cifar_run: tuple, tmp_pat
     loaded = torch.jit.load(str(path), _extra_files=extra_files)
     torch.testing.assert_close(loaded(images), expected, atol=1e-4, rtol=0)
     assert json.loads(extra_files["class_names.txt"]) == spec.class_names
+
+
+def test_eval_of_a_class_subset_model_tests_on_those_classes(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    trained = run_script(
+        "train.py", "data.download=false", "data.classes=[dog,cat]", "data.batch_size=8",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=2", "callbacks=minimal",
+        "trainer=cpu", f"hydra.run.dir={tmp_path / 'run'}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    result = run_script(
+        "scripts/eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}",
+        data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval" / "classification_report.json").read_text())
+    # The fixture's test batch holds 2 dogs and 2 cats among its 20 images.
+    assert {name: row["support"] for name, row in report["classes"].items()} == {
+        "dog": 2,
+        "cat": 2,
+    }

@@ -11,32 +11,35 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from imgclf.checkpoints import check_fits_data, load_checkpoint
+from imgclf.checkpoints import InputSpec, check_fits_data, load_checkpoint
 from imgclf.config import validate
-from imgclf.data.sources import IMAGE_FOLDER
+from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.train import CONFIG_DIR, build_trainer, write_metrics
 
 log = logging.getLogger(__name__)
 
 
-def with_checkpoint_dataset(cfg: DictConfig, dataset: str) -> DictConfig:
-    """The config again, with `data=<dataset>` added: no data= on the command line means the
-    data the model was trained on."""
-    if dataset == IMAGE_FOLDER:
+def with_checkpoint_dataset(cfg: DictConfig, spec: InputSpec) -> DictConfig:
+    """The config again, with `data=<dataset>` and its classes added: no data= on the command
+    line means the data the model was trained on, with the classes it tells apart."""
+    if spec.dataset in USER_DATASETS:
+        where = "data_dir=<folder>" if spec.dataset == IMAGE_FOLDER else "csv_path=<labels.csv>"
         raise UserError(
-            "the checkpoint was trained on an image folder: add data=image_folder "
-            "data.data_dir=<folder with the same class subfolders>"
+            f"the checkpoint was trained on your own images: add data={spec.dataset} "
+            f"data.{where} with the classes {spec.class_names}"
         )
-    overrides = list(HydraConfig.get().overrides.task)
-    return compose(config_name="eval", overrides=[*overrides, f"data={dataset}"])
+    # Quoted, so that digit names ("0", "1") stay strings.
+    classes = ",".join(f"'{name}'" for name in spec.class_names)
+    overrides = [*HydraConfig.get().overrides.task, f"data={spec.dataset}"]
+    return compose(config_name="eval", overrides=[*overrides, f"data.classes=[{classes}]"])
 
 
 def evaluate(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     model, spec = load_checkpoint(cfg.ckpt_path)
     if cfg.get("data") is None:
-        cfg = with_checkpoint_dataset(cfg, spec.dataset)
+        cfg = with_checkpoint_dataset(cfg, spec)
     validate(cfg)
     check_fits_data(spec, cfg.data.num_classes, cfg.data.in_channels, cfg.data.image_size)
     L.seed_everything(cfg.seed, workers=True)

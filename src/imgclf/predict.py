@@ -16,9 +16,9 @@ from rich.table import Table
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
 from imgclf.checkpoints import InputSpec, load_checkpoint
-from imgclf.data.datamodule import normalise_pixels
 from imgclf.data.decode import UnreadableImageError, decode_image_file
 from imgclf.data.image_files import IMAGE_SUFFIXES
+from imgclf.data.pixels import normalise_pixels
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
 from imgclf.module import ImageClassifier
 from imgclf.train import CONFIG_DIR

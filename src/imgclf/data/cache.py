@@ -166,21 +166,28 @@ def cache_splits(
     return cached
 
 
-class _EachFile(Dataset):
-    """`work(path)` for every path, in DataLoader workers; an unreadable file gives None."""
+class _FileChunks(Dataset):
+    """`work(path)` for every path, a chunk of paths per item: one message between processes
+    per chunk, not per file, which made checking a cached file 5x slower than the check
+    itself. An unreadable file gives None."""
 
-    def __init__(self, paths: np.ndarray, work: Callable[[str], object]) -> None:
+    def __init__(self, paths: np.ndarray, work: Callable[[str], object], chunk: int) -> None:
         self.paths = paths
         self.work = work
+        self.chunk = chunk
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return -(-len(self.paths) // self.chunk)
 
-    def __getitem__(self, index: int) -> tuple[int, object]:
+    def attempt(self, index: int) -> object:
         try:
-            return index, self.work(str(self.paths[index]))
+            return self.work(str(self.paths[index]))
         except (UnreadableImageError, OSError):
-            return index, None
+            return None
+
+    def __getitem__(self, item: int) -> list[tuple[int, object]]:
+        indices = range(item * self.chunk, min((item + 1) * self.chunk, len(self.paths)))
+        return [(index, self.attempt(index)) for index in indices]
 
 
 def map_files(
@@ -191,18 +198,23 @@ def map_files(
     drops the rest holds few of the workers' shared-memory tensors (each an open file) at a
     time. With a `description`, a long job logs its progress every ~10 %, and every job
     its duration."""
+    # Chunks of up to 32 files, at least 8 per worker so that they share the work evenly.
+    chunk = max(1, min(32, len(paths) // (8 * max(workers, 1))))
     loader = DataLoader(
-        _EachFile(paths, work),
+        _FileChunks(paths, work, chunk),
         batch_size=None,
         num_workers=workers,
-        prefetch_factor=64 if workers else None,
+        prefetch_factor=4 if workers else None,
     )
     started = time.perf_counter()
     step = len(paths) // 10 if len(paths) >= PROGRESS_FROM else len(paths) + 1
-    for done, (index, result) in enumerate(loader, start=1):
-        yield index, result
-        if description and done % step == 0 and done < len(paths):
-            log.info("%s: %d/%d", description, done, len(paths))
+    done = 0
+    for results in loader:
+        for index, result in results:
+            yield index, result
+            done += 1
+            if description and done % step == 0 and done < len(paths):
+                log.info("%s: %d/%d", description, done, len(paths))
     if description:
         seconds = time.perf_counter() - started
         log.info("%s: %d files in %.1f s", description, len(paths), seconds)

@@ -16,6 +16,7 @@ from imgclf.data.balance import balanced_sample_weights
 from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode, map_files, read_view
 from imgclf.data.file_dataset import ImageFileDataset
 from imgclf.data.loader import InMemoryBatches
+from imgclf.data.pixels import channel_statistics, normalise_pixels
 from imgclf.data.splits import (
     DatasetSplits,
     Labelled,
@@ -89,7 +90,8 @@ class ImageDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.download = download
         self.augment = augment or BatchAugment()
-        self.classes = list(classes) if classes else None
+        # As strings: `data.classes=[3,5]` names MNIST's digit classes "3" and "5".
+        self.classes = [str(name) for name in classes] if classes else None
         self.cache = cache
         self.cache_max_gb = cache_max_gb
         self.cache_dir = Path(cache_dir or "~/.cache/imgclf").expanduser()
@@ -135,7 +137,11 @@ class ImageDataModule(LightningDataModule):
         splits = self.split(loaded)
         self.check_every_class_has_images(splits["train"])
         report_class_counts(self.train_class_counts(splits["train"]), self.class_names)
-        self.splits = self.cache_files(splits) if self.user_images else splits
+        if self.user_images:
+            splits = self.cache_files(splits)
+        elif self.cache not in ("auto", "ram"):
+            log.info("data.cache=%s: the built-in datasets are always held in memory", self.cache)
+        self.splits = splits
         self.mean, self.std = self.channel_statistics()
         log.info(
             "%s: %s images; class names %s",
@@ -255,7 +261,7 @@ class ImageDataModule(LightningDataModule):
             transform=evaluation_transform(self.image_size, self.resize_size),
         )
         # Worker processes pay for their start-up only on larger samples.
-        workers = self.worker_count() if len(indices) >= 256 else 0
+        workers = self.worker_count() if len(indices) > 2000 else 0
         images = map_files(data.paths[indices.numpy()], work, workers, description=None)
         return torch.stack([image for _, image in images if image is not None])
 
@@ -355,22 +361,3 @@ class ImageDataModule(LightningDataModule):
         std = self.std.to(images.device)[None, :, None, None]
         mean = self.mean.to(images.device)[None, :, None, None]
         return (images.float() * std + mean).clamp(0, 1)
-
-
-def normalise_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] to float with zero mean and unit variance per channel (`mean` and `std`
-    on the [0, 1] scale), channels_last."""
-    scale = (1 / (255 * std)).to(images.device)[None, :, None, None]
-    shift = (mean / std).to(images.device)[None, :, None, None]
-    normalised = images.to(torch.float32) * scale - shift
-    return normalised.contiguous(memory_format=torch.channels_last)
-
-
-def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std on the [0, 1] scale, one channel at a time to bound memory."""
-    means, stds = [], []
-    for channel in range(images.shape[1]):
-        values = images[:, channel].to(torch.float64) / 255
-        means.append(values.mean())
-        stds.append(values.std().clamp_min(1e-6))
-    return torch.stack(means).float(), torch.stack(stds).float()
