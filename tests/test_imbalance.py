@@ -115,23 +115,25 @@ def test_imbalance_is_logged_with_a_warning_naming_the_remedies(
     assert "model.class_weights=auto" in warning and "data.sampler=balanced" in warning
 
 
+def train_balanced(folder: Path, run_dir: Path, *overrides: str):  # noqa: ANN201
+    """One short command-line run on `folder` with both remedies for imbalance."""
+    return run_train(
+        "data=image_folder", f"data.data_dir={folder}", "data.image_size=16",
+        "data.batch_size=8", "data.sampler=balanced", "model=simple_cnn",
+        "model.class_weights=auto", "trainer.accelerator=cpu",
+        "callbacks=minimal", f"hydra.run.dir={run_dir}", *overrides,
+    )  # fmt: skip
+
+
 def test_balanced_metrics_steer_the_checkpoint_and_the_sweep_objective(
     skewed_folder: Path, tmp_path: Path
 ) -> None:
-    result = run_train(
-        "data=image_folder",
-        f"data.data_dir={skewed_folder}",
-        "data.image_size=16",
-        "data.batch_size=8",
-        "data.sampler=balanced",
-        "model=simple_cnn",
-        "model.class_weights=auto",
+    result = train_balanced(
+        skewed_folder,
+        tmp_path,
         "trainer.max_epochs=2",
-        "trainer.accelerator=cpu",
-        "callbacks=minimal",
         "callbacks.model_checkpoint.monitor=val/f1_macro",
         "optimized_metric=val/acc_balanced_best",
-        f"hydra.run.dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -149,20 +151,13 @@ def test_balanced_metrics_steer_the_checkpoint_and_the_sweep_objective(
 def test_balanced_sampler_and_class_weights_train_under_ddp(
     skewed_folder: Path, tmp_path: Path, cache: str
 ) -> None:
-    result = run_train(
+    result = train_balanced(
+        skewed_folder,
+        tmp_path,
         "trainer=ddp_cpu",
-        "data=image_folder",
-        f"data.data_dir={skewed_folder}",
+        "trainer.max_epochs=1",
         f"data.cache={cache}",
         "data.num_workers=1",
-        "data.image_size=16",
-        "data.batch_size=4",
-        "data.sampler=balanced",
-        "model=simple_cnn",
-        "model.class_weights=auto",
-        "trainer.max_epochs=1",
-        "callbacks=minimal",
-        f"hydra.run.dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
