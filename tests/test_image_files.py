@@ -64,6 +64,9 @@ def test_stratified_split_takes_the_same_fraction_of_every_class() -> None:
     assert labels[indices["train"]].bincount().tolist() == [70, 14, 7]
     together = torch.cat(list(indices.values())).sort().values
     assert torch.equal(together, torch.arange(len(labels)))
+    # Held-out images come in a mixed order, so that a partial pass sees every class.
+    held_out = labels[indices["test"]]
+    assert not torch.equal(held_out, held_out.sort().values)
     again = stratified_split(labels, {"val": 0.1, "test": 0.2}, seed=0)
     assert all(torch.equal(indices[split], again[split]) for split in indices)
 

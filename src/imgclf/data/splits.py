@@ -126,7 +126,15 @@ def stratified_split(
             taken[split].append(in_class[start : start + count])
             start += count
         taken["train"].append(in_class[start:])
-    return {split: torch.cat(parts).sort().values for split, parts in taken.items()}
+    # Validation and test in a seeded random order, not class by class: a partial pass
+    # (trainer.limit_val_batches) then still sees every class.
+    mixed = {split: torch.cat(parts) for split, parts in taken.items()}
+    return {
+        split: indices.sort().values
+        if split == "train"
+        else indices[torch.randperm(len(indices), generator=generator)]
+        for split, indices in mixed.items()
+    }
 
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
