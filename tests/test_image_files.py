@@ -250,6 +250,19 @@ def test_disk_cache_is_reused_and_a_changed_file_is_decoded_again(tmp_path: Path
     assert np.load(fresh)[0].min() > 240  # the new, red picture
 
 
+def test_prepare_data_fills_the_disk_cache_and_setup_only_finds_it(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images", per_class=4)
+    datamodule = folder_module(root, cache="disk", cache_dir=tmp_path / "cache")
+    datamodule.prepare_data()  # Lightning: once per machine, before every rank's setup
+    entries = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.npy")}
+    assert len(entries) == 12
+    datamodule.setup()
+    after = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.npy")}
+    assert after == entries
+    used = {str(path) for data in datamodule.splits.values() for path in data.paths}
+    assert used == {str(path) for path in entries}
+
+
 def test_auto_cache_picks_ram_when_it_fits_and_disk_when_not(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -147,7 +147,7 @@ def test_balanced_metrics_steer_the_checkpoint_and_the_sweep_objective(
     assert callback_state["best_model_score"] == pytest.approx(metrics["val/f1_macro_best"])
 
 
-@pytest.mark.parametrize("cache", ["ram", "none"])
+@pytest.mark.parametrize("cache", ["ram", "disk", "none"])
 def test_balanced_sampler_and_class_weights_train_under_ddp(
     skewed_folder: Path, tmp_path: Path, cache: str
 ) -> None:
@@ -157,6 +157,7 @@ def test_balanced_sampler_and_class_weights_train_under_ddp(
         "trainer=ddp_cpu",
         "trainer.max_epochs=1",
         f"data.cache={cache}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
         "data.num_workers=1",
     )
     assert result.returncode == 0, result.stderr[-3000:]

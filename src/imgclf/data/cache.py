@@ -87,6 +87,15 @@ class DiskCache:
         self.folder = folder / f"short{short_side}_c{channels}"
         self.short_side = short_side
         self.channels = channels
+        # Entries found or written by `fill` in this process (and so in its forked workers).
+        self.known: dict[str, Path] = {}
+
+    def fill(self, paths: np.ndarray, workers: int) -> None:
+        """Every readable file's entry, decoded now where it is missing."""
+        log.info("disk cache: %s", self.folder)
+        for index, entry in map_files(paths, self.store, workers, "filling the disk cache"):
+            if entry is not None:
+                self.known[str(paths[index])] = entry
 
     def entry(self, path: str) -> Path:
         status = os.stat(path)
@@ -96,6 +105,8 @@ class DiskCache:
 
     def store(self, path: str) -> Path:
         """The entry of `path`, decoded and written now unless it is there already."""
+        if path in self.known:
+            return self.known[path]
         entry = self.entry(path)
         if entry.is_file():
             return entry
@@ -103,14 +114,15 @@ class DiskCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         # Written aside and renamed: a run killed mid-write, or two runs filling the same
         # cache, never leave a half-written entry under the real name.
-        partial = entry.with_suffix(f".{os.getpid()}.partial")
-        with partial.open("wb") as file:
+        unfinished = entry.with_suffix(f".{os.getpid()}.partial")
+        with unfinished.open("wb") as file:
             np.save(file, image.numpy())
-        partial.replace(entry)
+        unfinished.replace(entry)
         return entry
 
 
 def load_cached(entry: str) -> torch.Tensor:
+    # np.load refuses pickled objects by default: a cache entry can only hold an array.
     return torch.from_numpy(np.load(entry))
 
 
@@ -136,16 +148,21 @@ def cache_splits(
         work = partial(read_view, channels=channels, cached=False, transform=view)
     elif mode == "disk":
         work = disk_cache.store
-        log.info("disk cache: %s", disk_cache.folder)
     else:
         work = check_header
     cached: dict[str, Labelled] = {}
     unreadable: list[str] = []
     for split, data in splits.items():
         readable = torch.zeros(len(data), dtype=torch.bool)
-        images = torch.empty((len(data), channels, image_size, image_size), dtype=torch.uint8)
+        shape = (len(data), channels, image_size, image_size) if mode == "ram" else (0,)
+        images = torch.empty(shape, dtype=torch.uint8)
         entries = np.empty(len(data), dtype=object)
-        for index, result in map_files(data.paths, work, workers, f"{split}: cache={mode}"):
+        known = disk_cache.known if mode == "disk" else {}
+        if all(str(path) in known for path in data.paths):  # filled by prepare_data
+            results = ((i, known[str(path)]) for i, path in enumerate(data.paths))
+        else:
+            results = map_files(data.paths, work, workers, f"{split}: cache={mode}")
+        for index, result in results:
             readable[index] = result is not None
             if result is not None and mode == "ram":
                 images[index] = result

@@ -6,6 +6,7 @@ import os
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, WeightedRandomSampler
@@ -105,6 +106,8 @@ class ImageDataModule(LightningDataModule):
             resize_size_for(image_size, crop_fraction) if self.user_images else image_size
         )
         self.cache_mode = "ram"
+        self.cache_decided: str | None = None
+        self.disk_cache = DiskCache(self.cache_dir, self.resize_size, in_channels)
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
         self.mean = torch.zeros(in_channels)
@@ -124,14 +127,21 @@ class ImageDataModule(LightningDataModule):
         return augment.batched() if isinstance(augment, ImageAugment) else augment
 
     def prepare_data(self) -> None:
+        """Download a missing built-in dataset; fill the disk cache of image files. Lightning
+        runs this on one process per machine while the others wait, so DDP ranks decode
+        nothing twice: their `setup` finds every entry in place."""
         sources.ensure_available(self.dataset, self.data_dir, self.download)
+        if not self.user_images or self.cache not in ("auto", "disk"):
+            return
+        files = self.listed().present()
+        if self.decide_cache_mode(files) == "disk":
+            paths = np.concatenate([data.paths for data in files.values()])
+            self.disk_cache.fill(paths, self.worker_count())
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        loaded = sources.load(self.dataset, self.data_dir, self.csv_path)
-        if self.classes:
-            loaded = select_classes(loaded, self.classes, str(self.source))
+        loaded = self.listed()
         self.check_matches_config(loaded)
         self.class_names = loaded.class_names
         splits = self.split(loaded)
@@ -167,6 +177,13 @@ class ImageDataModule(LightningDataModule):
         """Evaluate with the statistics the model was trained with, even on other data."""
         self.mean = torch.tensor(state_dict["mean"])
         self.std = torch.tensor(state_dict["std"])
+
+    def listed(self) -> DatasetSplits:
+        """The dataset as read (built-in) or listed (image files), with `data.classes` kept."""
+        loaded = sources.load(self.dataset, self.data_dir, self.csv_path)
+        if self.classes:
+            loaded = select_classes(loaded, self.classes, str(self.source))
+        return loaded
 
     def check_matches_config(self, loaded: DatasetSplits) -> None:
         if isinstance(loaded.train, LabelledImages):
@@ -228,23 +245,23 @@ class ImageDataModule(LightningDataModule):
             return self.num_workers
         return default_worker_count(self.trainer.world_size if self.trainer else 1)
 
+    def decide_cache_mode(self, splits: dict[str, Labelled]) -> str:
+        """`data.cache` resolved (auto, an unwritable folder), once: logged with the reason."""
+        if self.cache_decided is None:
+            self.cache_decided = choose_cache_mode(
+                self.cache,
+                sum(len(data) for data in splits.values()),
+                self.in_channels * self.image_size**2,
+                self.cache_max_gb,
+                self.cache_dir,
+            )
+        return self.cache_decided
+
     def cache_files(self, splits: dict[str, LabelledFiles]) -> dict[str, Labelled]:
-        count = sum(len(data) for data in splits.values())
-        self.cache_mode = choose_cache_mode(
-            self.cache,
-            count,
-            self.in_channels * self.image_size**2,
-            self.cache_max_gb,
-            self.cache_dir,
-        )
+        self.cache_mode = self.decide_cache_mode(splits)
         view = evaluation_transform(self.image_size, self.resize_size)
         cached = cache_splits(
-            splits,
-            self.cache_mode,
-            DiskCache(self.cache_dir, self.resize_size, self.in_channels),
-            view,
-            self.image_size,
-            self.worker_count(),
+            splits, self.cache_mode, self.disk_cache, view, self.image_size, self.worker_count()
         )
         self.check_every_class_has_images(cached["train"], kind="readable ")
         return cached
