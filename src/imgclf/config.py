@@ -12,6 +12,7 @@ from hydra.utils import get_class
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from imgclf.data.balance import SAMPLERS
 from imgclf.data.cache import CACHE_MODES
 from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
@@ -86,7 +87,7 @@ RULES: list[Rule] = [
     ("seed", lambda v: isinstance(v, int), "an integer"),
     ("data.cache", lambda v: v in CACHE_MODES, f"one of {', '.join(CACHE_MODES)}"),
     ("data.cache_max_gb", lambda v: is_number(v) and v >= 0, "a number of GB >= 0"),
-    ("data.sampler", lambda v: v in (None, "balanced"), "balanced, or null for uniform"),
+    ("data.sampler", lambda v: v in SAMPLERS, "balanced, or null for uniform"),
     (
         "data.num_workers",
         lambda v: v is None or (isinstance(v, int) and v >= 0),

@@ -16,7 +16,8 @@ from rich.table import Table
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
 from imgclf.checkpoints import InputSpec, load_checkpoint
-from imgclf.data.decode import UnreadableImageError, decode_image_file
+from imgclf.data.cache import read_view
+from imgclf.data.decode import UnreadableImageError
 from imgclf.data.image_files import IMAGE_SUFFIXES
 from imgclf.data.pixels import normalise_pixels
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
@@ -52,9 +53,12 @@ def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.T
     view = spec.view()
     for path in files:
         try:
-            pixels.append(view(decode_image_file(path, spec.in_channels)))
+            pixels.append(read_view(str(path), spec.in_channels, cached=False, transform=view))
             readable.append(path)
-        except (OSError, UnreadableImageError) as error:
+        except UnreadableImageError as error:  # its message starts with the path
+            log.warning("skipped %s", error)
+            skipped.append(path)
+        except OSError as error:
             log.warning("skipped %s: %s", path, error)
             skipped.append(path)
     return readable, torch.stack(pixels) if pixels else torch.zeros(0), skipped

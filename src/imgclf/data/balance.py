@@ -3,6 +3,9 @@ class equally often."""
 
 import torch
 
+# `data.sampler`: None draws uniformly, "balanced" every class equally often.
+SAMPLERS = (None, "balanced")
+
 
 def inverse_frequency_weights(counts: torch.Tensor) -> torch.Tensor:
     """Loss weight per class, `total / (classes * count)`: 1 for every class when they are

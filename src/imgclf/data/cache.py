@@ -7,7 +7,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,15 +86,26 @@ class DiskCache:
         self.folder = folder / f"short{short_side}_c{channels}"
         self.short_side = short_side
         self.channels = channels
-        # Entries found or written by `fill` in this process (and so in its forked workers).
+        # Entries found or written by `entries` in this process.
         self.known: dict[str, Path] = {}
 
-    def fill(self, paths: np.ndarray, workers: int) -> None:
-        """Every readable file's entry, decoded now where it is missing."""
-        log.info("disk cache: %s", self.folder)
-        for index, entry in map_files(paths, self.store, workers, "filling the disk cache"):
+    def entries(
+        self, paths: np.ndarray, workers: int, description: str
+    ) -> Iterator[tuple[int, Path | None]]:
+        """(index, entry) of every path, None for an unreadable file: the entries this
+        process found before at once, the others found or decoded in `workers` processes
+        (and remembered, so that `setup` after `prepare_data` reads no file twice)."""
+        unknown = [index for index, path in enumerate(paths) if str(path) not in self.known]
+        for index, path in enumerate(paths):
+            if str(path) in self.known:
+                yield index, self.known[str(path)]
+        if not unknown:
+            return
+        for position, entry in map_files(paths[unknown], self.store, workers, description):
+            index = unknown[position]
             if entry is not None:
                 self.known[str(paths[index])] = entry
+            yield index, entry
 
     def entry(self, path: str) -> Path:
         status = os.stat(path)
@@ -105,8 +115,6 @@ class DiskCache:
 
     def store(self, path: str) -> Path:
         """The entry of `path`, decoded and written now unless it is there already."""
-        if path in self.known:
-            return self.known[path]
         entry = self.entry(path)
         if entry.is_file():
             return entry
@@ -136,32 +144,25 @@ def cache_splits(
     splits: dict[str, LabelledFiles],
     mode: str,
     disk_cache: DiskCache,
-    view: Callable[[torch.Tensor], torch.Tensor],
-    image_size: int,
+    read_image: Callable[[str], torch.Tensor],
+    image_shape: tuple[int, int, int],
     workers: int,
 ) -> dict[str, Labelled]:
-    """Each split decoded into one tensor of `view`s (`ram`), into `disk_cache` (`disk`; the
-    files become their entries), or only checked to be images (`none`: the loader decodes).
-    Unreadable files are dropped and all named in one warning."""
-    channels = disk_cache.channels
-    if mode == "ram":
-        work = partial(read_view, channels=channels, cached=False, transform=view)
-    elif mode == "disk":
-        work = disk_cache.store
-    else:
-        work = check_header
+    """Each split read by `read_image` into one tensor of `image_shape` images (`ram`), into
+    `disk_cache` (`disk`; the files become their entries), or only checked to be images
+    (`none`: the loader decodes). Unreadable files are dropped and all named in one warning."""
     cached: dict[str, Labelled] = {}
     unreadable: list[str] = []
     for split, data in splits.items():
-        readable = torch.zeros(len(data), dtype=torch.bool)
-        shape = (len(data), channels, image_size, image_size) if mode == "ram" else (0,)
-        images = torch.empty(shape, dtype=torch.uint8)
-        entries = np.empty(len(data), dtype=object)
-        known = disk_cache.known if mode == "disk" else {}
-        if all(str(path) in known for path in data.paths):  # filled by prepare_data
-            results = ((i, known[str(path)]) for i, path in enumerate(data.paths))
+        description = f"{split}: cache={mode}"
+        if mode == "disk":
+            results = disk_cache.entries(data.paths, workers, description)
         else:
-            results = map_files(data.paths, work, workers, f"{split}: cache={mode}")
+            work = read_image if mode == "ram" else check_header
+            results = map_files(data.paths, work, workers, description)
+        readable = torch.zeros(len(data), dtype=torch.bool)
+        images = torch.empty((len(data), *image_shape) if mode == "ram" else 0, dtype=torch.uint8)
+        entries = np.empty(len(data), dtype=object)
         for index, result in results:
             readable[index] = result is not None
             if result is not None and mode == "ram":

@@ -3,6 +3,7 @@ batches that it normalises (and, in memory, augments) after their transfer to th
 
 import logging
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from imgclf.data import sources
 from imgclf.data.augment import BatchAugment
-from imgclf.data.balance import balanced_sample_weights
+from imgclf.data.balance import SAMPLERS, balanced_sample_weights
 from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode, map_files, read_view
 from imgclf.data.file_dataset import ImageFileDataset
 from imgclf.data.loader import InMemoryBatches
@@ -33,7 +34,6 @@ from imgclf.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = (None, "balanced")
 # Normalisation statistics of image files come from this many training images, evenly spread.
 STATISTICS_SAMPLE = 1000
 
@@ -91,6 +91,11 @@ class ImageDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.download = download
         self.augment = augment or BatchAugment()
+        # What runs on in-memory batches: for image files held in RAM, ImageAugment's shift
+        # and flip. Built once here, not on every batch.
+        self.batch_augment = (
+            self.augment.batched() if isinstance(self.augment, ImageAugment) else self.augment
+        )
         # As strings: `data.classes=[3,5]` names MNIST's digit classes "3" and "5".
         self.classes = [str(name) for name in classes] if classes else None
         self.cache = cache
@@ -105,8 +110,8 @@ class ImageDataModule(LightningDataModule):
         self.resize_size = (
             resize_size_for(image_size, crop_fraction) if self.user_images else image_size
         )
-        self.cache_mode = "ram"
-        self.cache_decided: str | None = None
+        # Built-in datasets are always in memory; image files' mode is decided when listed.
+        self.cache_mode: str | None = None if self.user_images else "ram"
         self.disk_cache = DiskCache(self.cache_dir, self.resize_size, in_channels)
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
@@ -121,11 +126,6 @@ class ImageDataModule(LightningDataModule):
     def in_memory(self) -> bool:
         return isinstance(self.splits.get("train"), LabelledImages)
 
-    @property
-    def batch_augment(self) -> BatchAugment:
-        augment = self.augment
-        return augment.batched() if isinstance(augment, ImageAugment) else augment
-
     def prepare_data(self) -> None:
         """Download a missing built-in dataset; fill the disk cache of image files. Lightning
         runs this on one process per machine while the others wait, so DDP ranks decode
@@ -136,7 +136,8 @@ class ImageDataModule(LightningDataModule):
         files = self.listed().present()
         if self.decide_cache_mode(files) == "disk":
             paths = np.concatenate([data.paths for data in files.values()])
-            self.disk_cache.fill(paths, self.worker_count())
+            for _ in self.disk_cache.entries(paths, self.worker_count(), "filling the disk cache"):
+                pass
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -247,21 +248,29 @@ class ImageDataModule(LightningDataModule):
 
     def decide_cache_mode(self, splits: dict[str, Labelled]) -> str:
         """`data.cache` resolved (auto, an unwritable folder), once: logged with the reason."""
-        if self.cache_decided is None:
-            self.cache_decided = choose_cache_mode(
+        if self.cache_mode is None:
+            self.cache_mode = choose_cache_mode(
                 self.cache,
                 sum(len(data) for data in splits.values()),
                 self.in_channels * self.image_size**2,
                 self.cache_max_gb,
                 self.cache_dir,
             )
-        return self.cache_decided
+        return self.cache_mode
+
+    def evaluation_view(self, cached: bool = False) -> Callable[[str], torch.Tensor]:
+        """Reads an image file (or, `cached`, its disk-cache entry) as evaluation sees it."""
+        transform = evaluation_transform(self.image_size, self.resize_size)
+        return partial(read_view, channels=self.in_channels, cached=cached, transform=transform)
 
     def cache_files(self, splits: dict[str, LabelledFiles]) -> dict[str, Labelled]:
-        self.cache_mode = self.decide_cache_mode(splits)
-        view = evaluation_transform(self.image_size, self.resize_size)
         cached = cache_splits(
-            splits, self.cache_mode, self.disk_cache, view, self.image_size, self.worker_count()
+            splits,
+            self.decide_cache_mode(splits),
+            self.disk_cache,
+            self.evaluation_view(),
+            (self.in_channels, self.image_size, self.image_size),
+            self.worker_count(),
         )
         self.check_every_class_has_images(cached["train"], kind="readable ")
         return cached
@@ -271,12 +280,7 @@ class ImageDataModule(LightningDataModule):
         data = self.splits[split]
         if isinstance(data, LabelledImages):
             return data.images[indices.to(data.images.device)].cpu()
-        work = partial(
-            read_view,
-            channels=self.in_channels,
-            cached=self.cache_mode == "disk",
-            transform=evaluation_transform(self.image_size, self.resize_size),
-        )
+        work = self.evaluation_view(cached=self.cache_mode == "disk")
         # Worker processes pay for their start-up only on larger samples.
         workers = self.worker_count() if len(indices) > 2000 else 0
         images = map_files(data.paths[indices.numpy()], work, workers, description=None)

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from imgclf.data.cache import load_cached
-from imgclf.data.decode import UnreadableImageError, decode_image_file
+from imgclf.data.cache import read_view
+from imgclf.data.decode import UnreadableImageError
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,17 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def read(self, index: int) -> torch.Tensor:
-        source = str(self.sources[index])
-        return load_cached(source) if self.cached else decode_image_file(source, self.channels)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         for attempt in range(len(self)):
             candidate = (index + attempt) % len(self)
             try:
-                image = self.read(candidate)
+                image = read_view(
+                    str(self.sources[candidate]), self.channels, self.cached, self.transform
+                )
             except (UnreadableImageError, OSError) as error:
                 if candidate not in self.reported:
                     self.reported.add(candidate)
                     log.warning("%s; using another image in its place", error)
                 continue
-            return self.transform(image), self.labels[candidate]
+            return image, self.labels[candidate]
         raise UnreadableImageError("no image in this split can be read")
