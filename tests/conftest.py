@@ -77,36 +77,39 @@ def require_real_data(*relative_paths: str) -> Path:
     return REAL_DATA_DIR
 
 
-@pytest.fixture(scope="session")
-def cifar_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """Two epochs of deep_cnn on the CIFAR-10 fixture (100 train, 20 test images), from the
-    command line as a user runs it."""
-    run_dir = tmp_path_factory.mktemp("run")
-    result = run_train(
-        "data.download=false",
-        "data.batch_size=16",
-        "trainer.max_epochs=2",
-        "trainer.accelerator=cpu",
-        "callbacks.confusion_matrix.every_n_epochs=1",
-        f"hydra.run.dir={run_dir}",
-        data_dir=fixture_data_dir,
-    )
+def finished_run(run_dir: Path, data_dir: Path, *overrides: str) -> tuple[Path, dict]:
+    """A training run from the command line, as a user runs it: its folder and metrics."""
+    result = run_train(*overrides, f"hydra.run.dir={run_dir}", data_dir=data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def cifar_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Two epochs of deep_cnn on the CIFAR-10 fixture (100 train, 20 test images)."""
+    return finished_run(
+        tmp_path_factory.mktemp("run"), fixture_data_dir,
+        "data.download=false", "data.batch_size=16", "trainer.max_epochs=2",
+        "trainer.accelerator=cpu", "callbacks.confusion_matrix.every_n_epochs=1",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def timm_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Two batches of timm's MobileNetV3 on the CIFAR-10 fixture."""
+    return finished_run(
+        tmp_path_factory.mktemp("timm_run"), fixture_data_dir,
+        "model=timm", "model.name=mobilenetv3_large_100", "data.download=false",
+        "data.batch_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+        "trainer.accelerator=cpu", "callbacks=minimal",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """One epoch of simple_cnn on 10,240 of the real MNIST training images: a model that has
     learned something, in about half a minute."""
-    data_dir = require_real_data("MNIST/raw")
-    run_dir = tmp_path_factory.mktemp("mnist_run")
-    result = run_train(
-        "experiment=mnist_quick",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=40",
-        f"hydra.run.dir={run_dir}",
-        data_dir=data_dir,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+    return finished_run(
+        tmp_path_factory.mktemp("mnist_run"), require_real_data("MNIST/raw"),
+        "experiment=mnist_quick", "trainer.max_epochs=1", "trainer.limit_train_batches=40",
+    )  # fmt: skip

@@ -215,13 +215,12 @@ def test_onnx_export_keeps_the_flip_and_translate_test_time_augmentation(
         f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    model, spec = load_checkpoint(Path(checkpoint))
+    model = load_checkpoint(Path(checkpoint))
     assert model.flip_test_time and model.translate_test_time
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    mean, std = torch.tensor(spec.mean)[:, None, None], torch.tensor(spec.std)[:, None, None]
     with torch.no_grad():
-        expected = model.evaluation_logits((images - mean) / std).softmax(dim=1)
-        untranslated = augmented_view_logits(model, (images - mean) / std, True, False)
+        expected = model.evaluation_logits(images).softmax(dim=1)
+        untranslated = augmented_view_logits(model.net, model.normalise(images), True, False)
     assert not torch.allclose(expected, untranslated.softmax(dim=1), atol=1e-4)
     (probabilities,) = onnxruntime.InferenceSession(str(output)).run(
         None, {"images": images.numpy()}

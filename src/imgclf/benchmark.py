@@ -51,7 +51,7 @@ def plain_round(
     accumulate: int = 1,
 ) -> tuple[float, float]:
     """(seconds for `steps` timed batches, of which seconds spent on data) of a hand-written
-    loop: batch, to device, augment, normalise, forward, loss, backward, and every
+    loop: batch, to device, augment, forward (normalising), loss, backward, and every
     `accumulate` batches an optimizer step and a schedule step."""
     model.to(device).train()
     optimizer = model.optimizer_factory(params=model.parameter_groups())
@@ -72,7 +72,6 @@ def plain_round(
         images, labels = images.to(device, non_blocking=True), labels.to(device)
         if datamodule.in_memory:
             images = datamodule.batch_augment(images)
-        images = datamodule.normalise(images)
         synchronize(device)
         data_seconds += time.perf_counter() - data_started
         with autocast_for(precision, device):

@@ -1,10 +1,14 @@
-"""Checkpoints written atomically: a run killed while saving keeps its previous checkpoint."""
+"""Checkpoint files: written atomically (a run killed while saving keeps its previous
+checkpoint) and read without running code."""
 
 import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from imgclf.errors import UserError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -22,3 +26,33 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
+    """An imgclf checkpoint's contents, read with `weights_only`: only tensors and plain data
+    come out, no code in the file can run. `argument` names where the path came from."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(
+            f"{argument}={path}: no such checkpoint. Pass a run's checkpoints/last.ckpt or the "
+            "best_checkpoint in its metrics.json."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint["hyper_parameters"], checkpoint["state_dict"]  # noqa: B018
+    except Exception as error:  # unpickling, truncation, a dict without our keys: all unusable
+        raise UserError(
+            f"{argument}={path} is not a readable imgclf checkpoint ({type(error).__name__}: "
+            f"{error}). Pass a .ckpt file written by `python train.py`."
+        ) from error
+    # Its hyperparameters name the classes that rebuild the model: only imgclf's may.
+    from imgclf.config import target_problems
+
+    if problems := target_problems(checkpoint["hyper_parameters"]):
+        raise UserError(f"{argument}={path} cannot be opened: " + "; ".join(problems))
+    if "normalisation.mean" not in checkpoint["state_dict"]:
+        raise UserError(
+            f"{argument}={path} was written by imgclf 0.2 or earlier, whose models did not "
+            "hold their own normalisation; train it again with this version."
+        )
+    return checkpoint

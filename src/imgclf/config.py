@@ -17,6 +17,7 @@ from imgclf.data.cache import CACHE_MODES
 from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
+from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
 
 # Everything Lightning accepts, and ours.
 PRECISIONS = {"auto"} | {
@@ -43,17 +44,28 @@ def subset_size(classes: Any, class_count: int) -> int:
     return len(classes) if classes else class_count
 
 
+def model_label(choice: str, name: str | None) -> str:
+    """`${imgclf_model_label:${hydra:runtime.choices.model},${oc.select:model.name,null}}`: the
+    model in a run folder's name, e.g. deep_cnn, or timm-convnext_nano."""
+    return f"{choice}-{name}" if name else choice
+
+
 RESOLVERS = {
     "imgclf_folder_class_count": folder_class_count,
     "imgclf_csv_class_count": csv_class_count,
     "imgclf_subset_size": subset_size,
+    "imgclf_model_label": model_label,
+    # `${imgclf_pretrained_image_size:<net _target_>,<model.name>,<default>}`: image files are
+    # read at a timm/torchvision network's pretrained input size (and crop), else the default.
+    "imgclf_pretrained_image_size": pretrained_image_size,
+    "imgclf_pretrained_crop_fraction": pretrained_crop_fraction,
 }
 
 
 def register_resolvers() -> None:
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
+            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
 
 
 register_resolvers()

@@ -11,42 +11,53 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from imgclf.checkpoints import InputSpec, check_fits_data, load_checkpoint
+from imgclf.checkpoints import check_fits_data, load_checkpoint
 from imgclf.config import validate
 from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
+from imgclf.module import ImageClassifier
 from imgclf.train import CONFIG_DIR, build_trainer, write_metrics
 
 log = logging.getLogger(__name__)
 
 
-def with_checkpoint_dataset(cfg: DictConfig, spec: InputSpec) -> DictConfig:
+def with_checkpoint_dataset(cfg: DictConfig, model: ImageClassifier) -> DictConfig:
     """The config again, with `data=<dataset>` and its classes added: no data= on the command
     line means the data the model was trained on, with the classes it tells apart."""
-    if spec.dataset in USER_DATASETS:
-        where = "data_dir=<folder>" if spec.dataset == IMAGE_FOLDER else "csv_path=<labels.csv>"
+    dataset = model.hparams.dataset
+    if dataset in USER_DATASETS:
+        where = "data_dir=<folder>" if dataset == IMAGE_FOLDER else "csv_path=<labels.csv>"
         raise UserError(
-            f"the checkpoint was trained on your own images: add data={spec.dataset} "
-            f"data.{where} with the classes {spec.class_names}"
+            f"the checkpoint was trained on your own images: add data={dataset} "
+            f"data.{where} with the classes {model.class_names}"
         )
     # Quoted, so that digit names ("0", "1") stay strings.
-    classes = ",".join(f"'{name}'" for name in spec.class_names)
-    overrides = [*HydraConfig.get().overrides.task, f"data={spec.dataset}"]
+    classes = ",".join(f"'{name}'" for name in model.class_names)
+    overrides = [*HydraConfig.get().overrides.task, f"data={dataset}"]
     return compose(config_name="eval", overrides=[*overrides, f"data.classes=[{classes}]"])
+
+
+def read_as_trained(cfg: DictConfig, model: ImageClassifier) -> None:
+    """Image files are read at the size, crop and channels the model was trained on."""
+    if cfg.data.dataset in USER_DATASETS:
+        size, resize = model.hparams.image_size, model.hparams.resize_size
+        cfg.data.image_size, cfg.data.in_channels = size, model.hparams.in_channels
+        cfg.data.crop_fraction = size / resize
 
 
 def evaluate(cfg: DictConfig) -> dict:
     started = time.perf_counter()
-    model, spec = load_checkpoint(cfg.ckpt_path)
+    model = load_checkpoint(cfg.ckpt_path)
     if cfg.get("data") is None:
-        cfg = with_checkpoint_dataset(cfg, spec)
+        cfg = with_checkpoint_dataset(cfg, model)
+    read_as_trained(cfg, model)
     validate(cfg)
-    check_fits_data(spec, cfg.data.num_classes, cfg.data.in_channels, cfg.data.image_size)
+    check_fits_data(model, cfg.data.num_classes, cfg.data.in_channels, cfg.data.image_size)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     trainer = build_trainer(cfg)
-    # ckpt_path restores the datamodule's state too: the training set's normalisation.
-    trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    # The model brings its own normalisation: the datamodule only serves test images.
+    trainer.test(model, datamodule=datamodule)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     metrics.update(
         checkpoint=str(cfg.ckpt_path),

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from imgclf.checkpoints import InputSpec, load_checkpoint
+from imgclf.checkpoints import load_checkpoint
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.module import ImageClassifier, augmented_view_logits
 from imgclf.train import CONFIG_DIR
@@ -27,38 +27,37 @@ INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 
 
 class DeployableClassifier(nn.Module):
-    """float32 (N, C, H, W) pixels in [0, 1] to (N, classes) probabilities, with the
-    training set's normalisation and the model's test-time augmentation built in."""
+    """float32 (N, C, H, W) pixels in [0, 1] to (N, classes) probabilities: the model with its
+    normalisation and test-time augmentation, as evaluation applies it."""
 
-    def __init__(self, model: ImageClassifier, spec: InputSpec) -> None:
+    def __init__(self, model: ImageClassifier) -> None:
         super().__init__()
+        self.normalisation = model.normalisation.float()
         # Exporters trace plain NCHW more portably than channels_last weights.
         self.net = model.net.to(memory_format=torch.contiguous_format).float().eval()
         self.flip_test_time = bool(model.flip_test_time)
         self.translate_test_time = bool(model.translate_test_time)
-        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        normalised = (images - self.mean) / self.std
         logits = augmented_view_logits(
-            self.net, normalised, self.flip_test_time, self.translate_test_time
+            self.net, self.normalisation(images), self.flip_test_time, self.translate_test_time
         )
         return logits.softmax(dim=1)
 
 
-def metadata(spec: InputSpec) -> dict[str, str]:
+def metadata(model: ImageClassifier) -> dict[str, str]:
+    channels, size = model.hparams.in_channels, model.hparams.image_size
     return {
-        "class_names": json.dumps(spec.class_names),
-        "input": f"{INPUT_NAME}: float32 (N, {spec.in_channels}, {spec.image_size}, "
-        f"{spec.image_size}), {'RGB' if spec.in_channels == 3 else 'grey'} in [0, 1]",
-        "output": f"{OUTPUT_NAME}: float32 (N, {len(spec.class_names)}), in class_names order",
-        "trained_on": spec.dataset,
+        "class_names": json.dumps(model.class_names),
+        "input": f"{INPUT_NAME}: float32 (N, {channels}, {size}, {size}), "
+        f"{'RGB' if channels == 3 else 'grey'} in [0, 1]",
+        "output": f"{OUTPUT_NAME}: float32 (N, {len(model.class_names)}), in class_names order",
+        "trained_on": str(model.hparams.dataset),
     }
 
 
 def export_onnx(
-    module: nn.Module, example: torch.Tensor, path: Path, spec: InputSpec, opset: int
+    module: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str], opset: int
 ) -> None:
     torch.onnx.export(
         module,
@@ -72,35 +71,38 @@ def export_onnx(
         dynamo=True,
     )
     model = onnx.load(str(path))
-    for key, value in metadata(spec).items():
+    for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
 
 
 def export_torchscript(
-    module: nn.Module, example: torch.Tensor, path: Path, spec: InputSpec
+    module: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]
 ) -> None:
     traced = torch.jit.trace(module, example)
-    extra_files = {f"{key}.txt": value for key, value in metadata(spec).items()}
+    extra_files = {f"{key}.txt": value for key, value in metadata.items()}
     torch.jit.save(traced, str(path), _extra_files=extra_files)
 
 
-def usage(path: Path, spec: InputSpec, model_format: str) -> str:
-    shape = f"(N, {spec.in_channels}, {spec.image_size}, {spec.image_size})"
+def usage(path: Path, model: ImageClassifier, model_format: str) -> str:
+    channels, size = model.hparams.in_channels, model.hparams.image_size
+    shape = f"(N, {channels}, {size}, {size})"
     load = (
         f"session = onnxruntime.InferenceSession('{path}')\n"
         f"  probabilities = session.run(None, {{'{INPUT_NAME}': images}})[0]"
         if model_format == "onnx"
         else f"model = torch.jit.load('{path}')\n  probabilities = model(torch.from_numpy(images))"
     )
-    colour = "RGB" if spec.in_channels == 3 else "greyscale"
+    colour = "RGB" if channels == 3 else "greyscale"
+    names = model.class_names
     return (
         f"wrote {path}\n"
         f"input '{INPUT_NAME}': float32 {shape}, {colour} pixels scaled to [0, 1] "
-        f"(resize images to {spec.image_size}x{spec.image_size}); normalisation is built in\n"
-        f"output '{OUTPUT_NAME}': float32 (N, {len(spec.class_names)}), one probability per "
-        f"class, in the order of the 'class_names' metadata: {', '.join(spec.class_names)}\n"
+        f"(resize the short side to {model.hparams.resize_size}, crop the central {size}x{size}); "
+        "normalisation is built in\n"
+        f"output '{OUTPUT_NAME}': float32 (N, {len(names)}), one probability per "
+        f"class, in the order of the 'class_names' metadata: {', '.join(names)}\n"
         f"call it:\n  {load}"
     )
 
@@ -108,16 +110,18 @@ def usage(path: Path, spec: InputSpec, model_format: str) -> str:
 def export(cfg: DictConfig) -> Path:
     if cfg.format not in FORMATS:
         raise UserError(f"format={cfg.format} is not supported; choose one of {', '.join(FORMATS)}")
-    model, spec = load_checkpoint(cfg.ckpt_path)
-    module = DeployableClassifier(model, spec).eval()
-    example = torch.rand(2, spec.in_channels, spec.image_size, spec.image_size)
+    model = load_checkpoint(cfg.ckpt_path)
     path = Path(cfg.output).expanduser()
+    description, how_to_use = metadata(model), usage(path, model, cfg.format)
+    size = model.hparams.image_size
+    example = torch.rand(2, model.hparams.in_channels, size, size)
+    module = DeployableClassifier(model).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     if cfg.format == "onnx":
-        export_onnx(module, example, path, spec, cfg.onnx_opset)
+        export_onnx(module, example, path, description, cfg.onnx_opset)
     else:
-        export_torchscript(module, example, path, spec)
-    print(usage(path, spec, cfg.format))
+        export_torchscript(module, example, path, description)
+    print(how_to_use)
     return path
 
 

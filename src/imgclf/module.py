@@ -8,9 +8,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -18,8 +20,18 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from imgclf.callbacks.finetune import FreezeBackbone
+from imgclf.checkpoint_io import read_checkpoint
 from imgclf.data.balance import inverse_frequency_weights
+from imgclf.data.pixels import PixelNormalisation
+from imgclf.data.transforms import evaluation_transform
 from imgclf.errors import UserError
+from imgclf.models.pretrained import (
+    PretrainedInput,
+    classifier_names,
+    load_pretrained,
+    load_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +42,9 @@ StepOutput = dict[str, torch.Tensor]
 # the checkpoint monitor (callbacks.model_checkpoint.monitor) and, as `<name>_best`, the
 # sweep objective (optimized_metric). Balanced accuracy is the mean of per-class recall.
 TRACKED_VALIDATION_METRICS = ("acc", "f1_macro", "acc_balanced")
+# `finetune.freeze_epochs`: train only the head for that many epochs; the backbone learns at
+# `backbone_lr_ratio` times the learning rate (1.0 and 0: plain training).
+DEFAULT_FINETUNE = {"freeze_epochs": 0, "backbone_lr_ratio": 1.0}
 
 
 def as_plain(config: Any) -> Any:
@@ -89,9 +104,19 @@ class ImageClassifier(LightningModule):
         flip_test_time: bool = False,
         translate_test_time: bool = False,
         class_weights: str | list[float] | None = None,
+        in_channels: int = 3,
+        image_size: int = 32,
+        resize_size: int | None = None,
+        class_names: list[str] | None = None,
+        dataset: str | None = None,
+        name: str | None = None,
+        pretrained: bool | str = False,
+        init_from: str | None = None,
+        finetune: Mapping | None = None,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler = as_plain(net), as_plain(optimizer), as_plain(scheduler)
+        finetune = {**DEFAULT_FINETUNE, **(as_plain(finetune) or {})}
         self.save_hyperparameters(
             {
                 "net": net,
@@ -103,9 +128,31 @@ class ImageClassifier(LightningModule):
                 "flip_test_time": flip_test_time,
                 "translate_test_time": translate_test_time,
                 "class_weights": as_plain(class_weights),
+                # What the model takes and gives: a checkpoint describes itself. Class names,
+                # the resize side and the dataset are filled in from the data at `setup`.
+                "in_channels": in_channels,
+                "image_size": image_size,
+                "resize_size": resize_size or image_size,
+                "class_names": [str(name) for name in class_names] if class_names else None,
+                "dataset": dataset,
+                # Where training started from: used once, when the model is built for it.
+                "name": name,
+                "pretrained": pretrained,
+                "init_from": init_from,
+                "finetune": finetune,
             }
         )
+        if class_names and len(class_names) != num_classes:
+            raise UserError(f"{len(class_names)} class names for {num_classes} classes")
         self.net = build(net)
+        # The normalisation, applied in `forward` to raw pixels: the data's statistics (set at
+        # `setup`) unless the starting weights bring the statistics they were trained with.
+        self.normalisation = PixelNormalisation(in_channels)
+        self.statistics_from_start = False
+        if pretrained:
+            self.use_statistics(load_pretrained(self.net, pretrained))
+        if init_from:
+            self.start_from_checkpoint(init_from)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer_factory = build(optimizer)
@@ -131,6 +178,42 @@ class ImageClassifier(LightningModule):
         self.metrics["val_acc_balanced"] = MulticlassAccuracy(num_classes, average="macro")
         self.best = nn.ModuleDict({name: MaxMetric() for name in TRACKED_VALIDATION_METRICS})
 
+    def use_statistics(self, pretrained: PretrainedInput) -> None:
+        self.normalisation.set(pretrained.mean, pretrained.std)
+        self.statistics_from_start = True
+
+    def start_from_checkpoint(self, path: str) -> None:
+        """The network of an imgclf checkpoint trained on any data: a new head where the
+        classes differ, the stem adapted where the channels do. Its normalisation comes too,
+        unless the channels differ (the data's statistics are used then)."""
+        checkpoint = read_checkpoint(path, "model.init_from")
+        state = checkpoint["state_dict"]
+        weights = {
+            key[len("net.") :]: value for key, value in state.items() if key.startswith("net.")
+        }
+        load_weights(self.net, weights, f"model.init_from={path}")
+        mean, std = state["normalisation.mean"], state["normalisation.std"]
+        if mean.shape == self.normalisation.mean.shape:
+            self.normalisation.set(mean, std)
+            self.statistics_from_start = True
+        trained_on = checkpoint["hyper_parameters"].get("class_names")
+        log.info("started from %s (trained on %s)", path, trained_on)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.hparams.class_names or [str(label) for label in range(self.hparams.num_classes)]
+
+    def evaluation_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """How an image becomes this model's input, as in evaluation during training: the short
+        side resized to `resize_size`, the central `image_size` square kept."""
+        return evaluation_transform(self.hparams.image_size, self.hparams.resize_size)
+
+    def describe_input(self) -> str:
+        return (
+            f"{len(self.class_names)} classes of {self.hparams.in_channels}x"
+            f"{self.hparams.image_size}x{self.hparams.image_size} images ({self.hparams.dataset})"
+        )
+
     @staticmethod
     def initial_class_weights(
         class_weights: str | list[float] | None, num_classes: int
@@ -147,15 +230,26 @@ class ImageClassifier(LightningModule):
             )
         return torch.tensor(class_weights, dtype=torch.float32)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Raw pixels to the network's input (`PixelNormalisation`)."""
+        images = self.normalisation(pixels)
+        if self.hparams.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
-    def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """The logits the model is judged by: outside training, averaged over the test-time
-        augmented views its settings ask for (`augmented_view_logits`)."""
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Logits of raw pixels."""
+        return self.net(self.normalise(pixels))
+
+    def evaluation_logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The float32 logits of raw pixels the model is judged by: outside training, averaged
+        over the test-time augmented views its settings ask for (`augmented_view_logits`)."""
+        images = self.normalise(pixels)
         if self.training:
-            return self(images).float()
-        return augmented_view_logits(self, images, self.flip_test_time, self.translate_test_time)
+            return self.net(images).float()
+        return augmented_view_logits(
+            self.net, images, self.flip_test_time, self.translate_test_time
+        )
 
     def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, logits, targets) of a batch."""
@@ -188,19 +282,29 @@ class ImageClassifier(LightningModule):
             self.initialise_from_data(datamodule)
 
     def initialise_from_data(self, datamodule: Any) -> None:
-        """Inverse-frequency loss weights from the training split's class counts
-        (`class_weights: auto`); and a network with a data-dependent start (airbench's
-        patch whitening) gets a look at the first 5,000 training images (normalised)."""
+        """What the model takes from the data it is fitted to: the class names, the resize
+        side and the dataset (saved as hyperparameters), the normalisation (unless the
+        starting weights brought theirs), inverse-frequency loss weights from the training
+        split's class counts (`class_weights: auto`); and a network with a data-dependent start
+        (airbench's patch whitening) gets a look at the first 5,000 training images."""
+        self.hparams.update(
+            class_names=list(datamodule.class_names),
+            resize_size=datamodule.resize_size,
+            dataset=datamodule.dataset,
+        )
+        if not self.statistics_from_start:
+            self.normalisation.set(*datamodule.channel_statistics())
         if self.hparams.class_weights == "auto":
             weights = inverse_frequency_weights(datamodule.train_class_counts())
             self.criterion.weight.copy_(weights)
-            names = getattr(datamodule, "class_names", None) or range(len(weights))
             listing = ", ".join(
-                f"{name} {weight:.3g}" for name, weight in zip(names, weights, strict=True)
+                f"{name} {weight:.3g}"
+                for name, weight in zip(self.class_names, weights, strict=True)
             )
             log.info("class weights in the loss: %s", listing)
         if hasattr(self.net, "initialise_from_data"):
-            self.net.initialise_from_data(datamodule.training_sample(5000))
+            sample = datamodule.training_sample(5000).to(self.normalisation.mean.device)
+            self.net.initialise_from_data(self.normalise(sample))
 
     def on_train_start(self) -> None:
         # The sanity check's validation batches must not count towards the best values.
@@ -235,19 +339,63 @@ class ImageClassifier(LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "normalisation.mean" not in checkpoint["state_dict"]:
+            raise UserError(
+                "the checkpoint was written by imgclf 0.2 or earlier, whose models did not "
+                "hold their own normalisation; start the run again with this version"
+            )
         states = checkpoint.get("rng_states", {})
         if "cpu" in states:
             torch.set_rng_state(states["cpu"])
         if "cuda" in states and torch.cuda.device_count() == len(states["cuda"]):
             torch.cuda.set_rng_state_all(states["cuda"])
 
+    def head_and_backbone(self) -> tuple[list[nn.Module], list[nn.Module]]:
+        """The network's classifier modules, and every other module that holds parameters or
+        batch-norm statistics of its own: what fine-tuning trains first and what it thaws."""
+        heads = [self.net.get_submodule(name) for name in classifier_names(self.net)]
+        in_head = {id(module) for head in heads for module in head.modules()}
+        backbone = [
+            module
+            for module in self.net.modules()
+            if id(module) not in in_head
+            and (
+                any(True for _ in module.parameters(recurse=False))
+                or isinstance(module, _BatchNorm)
+            )
+        ]
+        return heads, backbone
+
+    @property
+    def fine_tuning(self) -> bool:
+        finetune = self.hparams.finetune
+        return finetune["freeze_epochs"] > 0 or finetune["backbone_lr_ratio"] != 1.0
+
     def parameter_groups(self) -> Any:
-        """The network's named param groups where it defines them (for optimizers that treat
-        filters, biases and heads differently; others just see several groups), else all."""
+        """Fine-tuning: the head, and the backbone at `finetune.backbone_lr_ratio` times the
+        learning rate. Otherwise the network's named param groups where it defines them (for
+        optimizers that treat filters, biases and heads differently; others just see several
+        groups), else all."""
+        if self.fine_tuning:
+            heads, backbone = self.head_and_backbone()
+            ratio = self.hparams.finetune["backbone_lr_ratio"]
+            return [
+                {"name": "head", "params": [p for head in heads for p in head.parameters()]},
+                {
+                    "name": "backbone",
+                    "params": [p for module in backbone for p in module.parameters(recurse=False)],
+                    "lr": self.hparams.optimizer["lr"] * ratio,
+                },
+            ]
         if not hasattr(self.net, "parameter_groups"):
             return self.parameters()
         groups = self.net.parameter_groups().items()
         return [{"name": name, "params": params} for name, params in groups if params]
+
+    def configure_callbacks(self) -> list[Callback]:
+        epochs = self.hparams.finetune["freeze_epochs"]
+        fitting = self.trainer.state.fn == TrainerFn.FITTING
+        return [FreezeBackbone(epochs)] if epochs > 0 and fitting else []
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameter_groups())

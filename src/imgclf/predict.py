@@ -15,11 +15,10 @@ from rich.table import Table
 
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
-from imgclf.checkpoints import InputSpec, load_checkpoint
+from imgclf.checkpoints import load_checkpoint
 from imgclf.data.cache import read_view
 from imgclf.data.decode import UnreadableImageError
 from imgclf.data.image_files import IMAGE_SUFFIXES
-from imgclf.data.pixels import normalise_pixels
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
 from imgclf.module import ImageClassifier
 from imgclf.train import CONFIG_DIR
@@ -47,13 +46,16 @@ def find_images(inputs: str) -> list[Path]:
     return files
 
 
-def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.Tensor, list[Path]]:
-    """(readable files, their pixels as uint8 (N, C, H, W), unreadable files)."""
+def read_images(
+    files: list[Path], model: ImageClassifier
+) -> tuple[list[Path], torch.Tensor, list[Path]]:
+    """(readable files, their pixels as uint8 (N, C, H, W) as the model sees them in
+    evaluation, unreadable files)."""
     readable, pixels, skipped = [], [], []
-    view = spec.view()
+    view, channels = model.evaluation_transform(), model.hparams.in_channels
     for path in files:
         try:
-            pixels.append(read_view(str(path), spec.in_channels, cached=False, transform=view))
+            pixels.append(read_view(str(path), channels, cached=False, transform=view))
             readable.append(path)
         except UnreadableImageError as error:  # its message starts with the path
             log.warning("skipped %s", error)
@@ -66,13 +68,12 @@ def read_images(files: list[Path], spec: InputSpec) -> tuple[list[Path], torch.T
 
 @torch.inference_mode()
 def predict_probabilities(
-    model: ImageClassifier, spec: InputSpec, pixels: torch.Tensor, batch_size: int
+    model: ImageClassifier, pixels: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
-    mean, std = torch.tensor(spec.mean), torch.tensor(spec.std)
-    batches = []
-    for start in range(0, len(pixels), batch_size):
-        images = normalise_pixels(pixels[start : start + batch_size], mean, std)
-        batches.append(model.evaluation_logits(images).softmax(dim=1))
+    batches = [
+        model.evaluation_logits(pixels[start : start + batch_size]).softmax(dim=1)
+        for start in range(0, len(pixels), batch_size)
+    ]
     return torch.cat(batches)
 
 
@@ -124,14 +125,14 @@ def save_grid(path: Path, pixels: torch.Tensor, rows: list[dict]) -> None:
 def predict(cfg: DictConfig) -> int:
     """Returns the number of skipped files."""
     files = find_images(str(cfg.inputs))
-    model, spec = load_checkpoint(cfg.ckpt_path)
-    readable, pixels, skipped = read_images(files, spec)
+    model = load_checkpoint(cfg.ckpt_path)
+    readable, pixels, skipped = read_images(files, model)
     if not readable:
         raise UserError(f"none of the {len(files)} input file(s) is a readable image")
-    probabilities = predict_probabilities(model, spec, pixels, cfg.batch_size)
+    probabilities = predict_probabilities(model, pixels, cfg.batch_size)
     output_dir = Path(cfg.paths.output_dir)
     rows = write_predictions(
-        output_dir / "predictions.csv", readable, probabilities, spec.class_names, cfg.top_k
+        output_dir / "predictions.csv", readable, probabilities, model.class_names, cfg.top_k
     )
     print_table(rows)
     log.info("%d image(s) classified; predictions.csv in %s", len(rows), output_dir)

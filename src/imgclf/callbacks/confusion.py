@@ -14,11 +14,6 @@ MAX_ANNOTATED_CLASSES = 20
 MATRIX_NAME = "confusion_matrix"
 
 
-def class_names_of(trainer: Trainer, num_classes: int) -> list[str]:
-    names = getattr(trainer.datamodule, "class_names", None)
-    return list(names) if names else [str(label) for label in range(num_classes)]
-
-
 def build_confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str) -> Figure:
     """Cells coloured by the row-normalised rate (recall on the diagonal), annotated with the
     count and that rate; rows are true classes, columns predicted ones."""
@@ -73,7 +68,7 @@ class ConfusionMatrixCallback(Callback):
             return
         matrix = pl_module.metrics["val_confusion"].compute()  # every rank: it syncs
         if trainer.is_global_zero:
-            names = class_names_of(trainer, len(matrix))
+            names = pl_module.class_names
             figure = build_confusion_figure(matrix, names, f"Validation, epoch {epoch}")
             publish_figure(trainer, "val/confusion_matrix", figure, self.output_dir)
 
@@ -81,7 +76,7 @@ class ConfusionMatrixCallback(Callback):
         matrix = pl_module.metrics["test_confusion"].compute()
         if not trainer.is_global_zero:
             return
-        names = class_names_of(trainer, len(matrix))
+        names = pl_module.class_names
         figure = build_confusion_figure(matrix, names, "Test set")
         publish_figure(trainer, "test/confusion_matrix", figure, self.output_dir, MATRIX_NAME)
         write_json(

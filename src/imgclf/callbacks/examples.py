@@ -9,7 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 @dataclass
 class Examples:
-    images: torch.Tensor  # as the model saw them: normalised, (N, C, H, W)
+    images: torch.Tensor  # as the model saw them, before normalisation: (N, C, H, W) pixels
     targets: torch.Tensor
     predictions: torch.Tensor
     confidences: torch.Tensor  # the predicted class's probability
@@ -111,12 +111,3 @@ class ExamplePickingCallback(Callback):
     def gather(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Examples | None]:
         """Each picker's examples over all ranks (call on every rank)."""
         return {name: picker.gather(trainer, pl_module) for name, picker in self.pickers.items()}
-
-
-def displayable(trainer: Trainer, images: torch.Tensor) -> torch.Tensor:
-    """Normalised images back to [0, 1] with the datamodule's statistics."""
-    denormalise = getattr(trainer.datamodule, "denormalise", None)
-    if denormalise is not None:
-        return denormalise(images).cpu()
-    low, high = images.amin(), images.amax()
-    return ((images - low) / (high - low).clamp_min(1e-6)).float().cpu()

@@ -9,6 +9,7 @@ from torchvision.utils import make_grid
 
 from imgclf.callbacks.gradcam import convolutions
 from imgclf.callbacks.publish import publish_figure
+from imgclf.models.pretrained import first_convolution
 
 
 def build_filters_figure(weights: torch.Tensor) -> Any:
@@ -37,9 +38,9 @@ class FirstLayerFiltersCallback(Callback):
         self.output_dir = output_dir
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        layers = convolutions(pl_module)
-        if trainer.is_global_zero and layers:
-            figure = build_filters_figure(layers[0].weight)
+        if trainer.is_global_zero and convolutions(pl_module.net):
+            first = pl_module.net.get_submodule(first_convolution(pl_module.net))
+            figure = build_filters_figure(first.weight)
             publish_figure(
                 trainer, "model/first_layer_filters", figure, self.output_dir, "first_layer_filters"
             )

@@ -6,8 +6,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from lightning.pytorch import LightningModule, Trainer
 from torch import nn
 
-from imgclf.callbacks.confusion import class_names_of
-from imgclf.callbacks.examples import ExamplePicker, ExamplePickingCallback, displayable
+from imgclf.callbacks.examples import ExamplePicker, ExamplePickingCallback
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
 
@@ -16,22 +15,34 @@ def convolutions(network: nn.Module) -> list[nn.Conv2d]:
     return [module for module in network.modules() if isinstance(module, nn.Conv2d)]
 
 
-def gradcam_heatmaps(network: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of `classes` at the last convolution, upsampled to the image and scaled to
+def gradcam_layer(network: nn.Module) -> nn.Module:
+    """The last convolutional stage: timm's last feature stage where the network lists them
+    (its last convolution may come after the pooling, as in MobileNetV3), else the last
+    convolution."""
+    feature_info = getattr(network, "feature_info", None)
+    if feature_info:
+        return network.get_submodule(feature_info[-1]["module"])
+    return convolutions(network)[-1]
+
+
+def gradcam_heatmaps(model: nn.Module, pixels: torch.Tensor, classes: torch.Tensor) -> np.ndarray:
+    """Grad-CAM of `classes` for `pixels` through `model` (which normalises them and runs its
+    `net`), at the network's last convolutional stage, upsampled to the image and scaled to
     [0, 1] per image: where the evidence for that class was found."""
-    layer = convolutions(network)[-1]
+    layer = gradcam_layer(model.net)
     # Test hooks run under inference mode, whose tensors cannot enter autograd: leave it, and
     # compute in float32 outside autocast for clean gradients.
     with (
         torch.inference_mode(False),
         torch.enable_grad(),
-        torch.autocast(images.device.type, enabled=False),
+        torch.autocast(pixels.device.type, enabled=False),
     ):
-        inputs = images.clone().float().requires_grad_(True)
-        cams = LayerGradCam(network, layer).attribute(
+        scale = 1 / 255 if pixels.dtype == torch.uint8 else 1.0
+        inputs = (pixels.clone().float() * scale).requires_grad_(True)
+        cams = LayerGradCam(model, layer).attribute(
             inputs, target=classes.clone().tolist(), relu_attributions=True
         )
-        cams = LayerAttribution.interpolate(cams, tuple(images.shape[-2:]), "bilinear")
+        cams = LayerAttribution.interpolate(cams, tuple(pixels.shape[-2:]), "bilinear")
     cams = cams.detach().float()[:, 0]
     peak = cams.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     return (cams / peak).cpu().numpy()
@@ -53,10 +64,10 @@ class GradCamCallback(ExamplePickingCallback):
         if mistakes is None or len(mistakes) == 0:
             figure = build_image_grid_figure(torch.zeros(0), [], title)
         else:
-            heatmaps = gradcam_heatmaps(pl_module.net, mistakes.images, mistakes.predictions)
-            names = class_names_of(trainer, pl_module.hparams.num_classes)
+            heatmaps = gradcam_heatmaps(pl_module, mistakes.images, mistakes.predictions)
+            names = pl_module.class_names
             figure = build_image_grid_figure(
-                displayable(trainer, mistakes.images),
+                mistakes.images,
                 mistakes.titles(names),
                 title,
                 overlays=heatmaps,

@@ -5,20 +5,16 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 
-from imgclf.callbacks.confusion import class_names_of
 from imgclf.callbacks.examples import (
     ExamplePicker,
     ExamplePickingCallback,
     Examples,
-    displayable,
 )
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
 
 
-def build_examples_figure(
-    trainer: Trainer, examples: Examples | None, class_names: list[str], title: str
-) -> Any:
+def build_examples_figure(examples: Examples | None, class_names: list[str], title: str) -> Any:
     if examples is None or len(examples) == 0:
         return build_image_grid_figure(torch.zeros(0), [], title)
     colours = [
@@ -26,7 +22,7 @@ def build_examples_figure(
         for right in (examples.predictions == examples.targets).tolist()
     ]
     return build_image_grid_figure(
-        displayable(trainer, examples.images),
+        examples.images,
         examples.titles(class_names),
         title,
         title_colours=colours,
@@ -51,7 +47,7 @@ class PredictionGridCallback(ExamplePickingCallback):
         gathered = self.gather(trainer, pl_module)
         if not trainer.is_global_zero:
             return
-        names = class_names_of(trainer, pl_module.hparams.num_classes)
+        names = pl_module.class_names
         titles = {
             "misclassified": "Misclassified test images, most confident first",
             "correct": "Correctly classified test images (a random sample)",
@@ -59,5 +55,5 @@ class PredictionGridCallback(ExamplePickingCallback):
         for name, examples in gathered.items():
             if name == "correct" and examples is not None:
                 examples = examples.take(examples.confidences.argsort(descending=True))
-            figure = build_examples_figure(trainer, examples, names, titles[name])
+            figure = build_examples_figure(examples, names, titles[name])
             publish_figure(trainer, f"test/{name}", figure, self.output_dir, name)

@@ -5,7 +5,6 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from imgclf.callbacks.confusion import class_names_of
 from imgclf.callbacks.publish import publish_scalars, publish_text, write_json
 
 REPORT_NAME = "classification_report"
@@ -70,7 +69,7 @@ class ClassificationReportCallback(Callback):
         matrix = pl_module.metrics["test_confusion"].compute()  # every rank: it syncs
         if not trainer.is_global_zero:
             return
-        report = classification_report(matrix, class_names_of(trainer, len(matrix)))
+        report = classification_report(matrix, pl_module.class_names)
         markdown = report_markdown(report)
         publish_text(trainer, "test/classification_report", markdown)
         publish_scalars(

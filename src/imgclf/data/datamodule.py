@@ -1,5 +1,5 @@
 """ImageDataModule: reads or lists a dataset, selects classes, splits it, and serves uint8
-batches that it normalises (and, in memory, augments) after their transfer to the device."""
+batches (augmented, in memory, after their transfer to the device); the model normalises."""
 
 import logging
 import os
@@ -18,7 +18,7 @@ from imgclf.data.balance import SAMPLERS, balanced_sample_weights
 from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode, map_files, read_view
 from imgclf.data.file_dataset import ImageFileDataset
 from imgclf.data.loader import InMemoryBatches
-from imgclf.data.pixels import channel_statistics, normalise_pixels
+from imgclf.data.pixels import channel_statistics
 from imgclf.data.splits import (
     DatasetSplits,
     Labelled,
@@ -115,8 +115,6 @@ class ImageDataModule(LightningDataModule):
         self.disk_cache = DiskCache(self.cache_dir, self.resize_size, in_channels)
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
-        self.mean = torch.zeros(in_channels)
-        self.std = torch.ones(in_channels)
 
     @property
     def source(self) -> Path:
@@ -153,31 +151,12 @@ class ImageDataModule(LightningDataModule):
         elif self.cache not in ("auto", "ram"):
             log.info("data.cache=%s: the built-in datasets are always held in memory", self.cache)
         self.splits = splits
-        self.mean, self.std = self.channel_statistics()
         log.info(
             "%s: %s images; class names %s",
             self.dataset,
             ", ".join(f"{split} {len(data):,}" for split, data in self.splits.items()),
             self.class_names,
         )
-
-    def state_dict(self) -> dict:
-        """Saved in every checkpoint: what turns raw pixels into the model's input and its
-        outputs into class names, so a checkpoint predicts and exports on its own."""
-        return {
-            "dataset": self.dataset,
-            "class_names": list(self.class_names),
-            "in_channels": self.in_channels,
-            "image_size": self.image_size,
-            "resize_size": self.resize_size,
-            "mean": self.mean.tolist(),
-            "std": self.std.tolist(),
-        }
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Evaluate with the statistics the model was trained with, even on other data."""
-        self.mean = torch.tensor(state_dict["mean"])
-        self.std = torch.tensor(state_dict["std"])
 
     def listed(self) -> DatasetSplits:
         """The dataset as read (built-in) or listed (image files), with `data.classes` kept."""
@@ -287,6 +266,8 @@ class ImageDataModule(LightningDataModule):
         return torch.stack([image for _, image in images if image is not None])
 
     def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training set's per-channel mean and std on the [0, 1] scale (of a sample of
+        image files): the normalisation of a model trained from scratch on it."""
         train = self.splits["train"]
         if isinstance(train, LabelledImages):
             return channel_statistics(train.images)
@@ -294,9 +275,9 @@ class ImageDataModule(LightningDataModule):
         return channel_statistics(self.views("train", sample.unique()))
 
     def training_sample(self, count: int) -> torch.Tensor:
-        """The first `count` training images, normalised: for data-dependent initialisation."""
+        """The first `count` training images (uint8): for data-dependent initialisation."""
         count = min(count, len(self.splits["train"]))
-        return self.normalise(self.views("train", torch.arange(count)))
+        return self.views("train", torch.arange(count))
 
     def on_device(self, split: str) -> LabelledImages:
         """The split on the training device, moved there once: batches are then gathered
@@ -369,16 +350,9 @@ class ImageDataModule(LightningDataModule):
         return self.loader("test")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):  # noqa: ANN001, ANN201
+        """In-memory training batches are augmented here, on the device, as a whole. Batches
+        stay raw pixels: the model normalises them itself."""
         images, labels = batch
         if self.trainer is not None and self.trainer.training and self.in_memory:
             images = self.batch_augment(images)
-        return self.normalise(images), labels
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return normalise_pixels(images, self.mean, self.std)
-
-    def denormalise(self, images: torch.Tensor) -> torch.Tensor:
-        """The inverse of `normalise`, for display: float32 in [0, 1]."""
-        std = self.std.to(images.device)[None, :, None, None]
-        mean = self.mean.to(images.device)[None, :, None, None]
-        return (images.float() * std + mean).clamp(0, 1)
+        return images, labels

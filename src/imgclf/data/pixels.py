@@ -1,15 +1,9 @@
-"""uint8 pixels to the network's input: per-channel statistics and normalisation."""
+"""Per-channel statistics of uint8 pixels, and the normalisation a model applies with them."""
+
+from collections.abc import Sequence
 
 import torch
-
-
-def normalise_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] to float with zero mean and unit variance per channel (`mean` and `std`
-    on the [0, 1] scale), channels_last."""
-    scale = (1 / (255 * std)).to(images.device)[None, :, None, None]
-    shift = (mean / std).to(images.device)[None, :, None, None]
-    normalised = images.to(torch.float32) * scale - shift
-    return normalised.contiguous(memory_format=torch.channels_last)
+from torch import nn
 
 
 def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,3 +14,25 @@ def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         means.append(values.mean())
         stds.append(values.std().clamp_min(1e-6))
     return torch.stack(means).float(), torch.stack(stds).float()
+
+
+class PixelNormalisation(nn.Module):
+    """Raw pixels (uint8 in [0, 255], or float in [0, 1] as torchvision's ToDtype makes them)
+    to zero mean and unit variance per channel. The statistics are buffers: a model's
+    checkpoint and its exports carry the normalisation it was trained with."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    def set(
+        self, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+    ) -> None:
+        self.mean.copy_(torch.as_tensor(mean))
+        self.std.copy_(torch.as_tensor(std))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # One multiply-add: (pixels * scale - mean) / std.
+        scale = (1 / 255 if pixels.dtype == torch.uint8 else 1.0) / self.std[:, None, None]
+        return pixels.float() * scale - (self.mean / self.std)[:, None, None]

@@ -1,0 +1,54 @@
+"""Fine-tuning: train only a new head on a frozen backbone first, then the whole network."""
+
+import logging
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim import Optimizer
+
+log = logging.getLogger(__name__)
+
+
+class FreezeBackbone(BaseFinetuning):
+    """For the first `epochs` epochs only the module's head learns (`model.finetune.
+    freeze_epochs`); then the backbone thaws, at the rate its param group already has
+    (`model.finetune.backbone_lr_ratio` times the head's, set in `parameter_groups`, so the
+    learning-rate schedule scales both alike).
+
+    While frozen, the backbone is a fixed function: its batch-norm layers run in eval mode,
+    normalising with the running statistics they were trained with and leaving them as they
+    are. (BaseFinetuning's own `train_bn=False` stops the updates but normalises each batch
+    by its own statistics, which evaluation then does not do.)"""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.frozen_norms: list[_BatchNorm] | None = []
+
+    def freeze_before_training(self, pl_module: LightningModule) -> None:
+        _, backbone = pl_module.head_and_backbone()
+        self.freeze(backbone, train_bn=False)
+        self.frozen_norms = [module for module in backbone if isinstance(module, _BatchNorm)]
+
+    def finetune_function(
+        self, pl_module: LightningModule, epoch: int, optimizer: Optimizer
+    ) -> None:
+        # `>=`: a run resumed after the thaw starts frozen (setup froze it) and thaws here.
+        if epoch >= self.epochs and self.frozen_norms is not None:
+            _, backbone = pl_module.head_and_backbone()
+            self.make_trainable(backbone)
+            # Lightning restores each module's own mode after validation: switch them back.
+            for module in self.frozen_norms:
+                module.train()
+            self.frozen_norms = None
+            log.info("epoch %d: the backbone thaws and trains with the head", epoch)
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        # Needed once per batch at most: a module's mode is cheap to set, and hooks that put
+        # the whole model in train mode (a Trainer's sanity check, others' callbacks) vary.
+        for module in self.frozen_norms or ():
+            module.eval()

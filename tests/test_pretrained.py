@@ -1,0 +1,217 @@
+"""timm and torchvision networks: local weights load exactly, a file that does not fit is
+refused by name, init_from carries a network to other data, fine-tuning freezes and thaws."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import timm
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch import Callback
+from safetensors.torch import save_file
+from torchvision import models
+
+from imgclf.errors import user_error_message
+from imgclf.module import ImageClassifier
+from imgclf.train import train
+
+from cli import run_train
+from conftest import DATASETS, compose_train_config, data_overrides
+
+# Networks that take images as small as MNIST's 28 pixels (ConvNeXt's stem and three
+# stride-2 stages need 32).
+BACKBONES = [
+    ("timm", "resnet18"),
+    ("timm", "efficientnet_b0"),
+    ("timm", "mobilenetv3_large_100"),
+    ("torchvision", "resnet18"),
+    ("torchvision", "mobilenet_v3_small"),
+]
+
+
+def random_weights(library: str, name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict of the network as published (1,000 classes, RGB) with seeded values:
+    every tensor differs from what a fresh network starts with."""
+    if library == "timm":
+        network = timm.create_model(name, pretrained=False)
+    else:
+        network = models.get_model(name, weights=None)
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        key: torch.randn(value.shape, generator=generator) if value.is_floating_point() else value
+        for key, value in network.state_dict().items()
+    }
+
+
+def build_model(overrides: list[str], output_dir: Path) -> ImageClassifier:
+    cfg = compose_train_config(overrides, output_dir)
+    return instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+
+
+def test_a_timm_model_starts_from_exactly_the_weights_of_a_local_file(tmp_path: Path) -> None:
+    weights = random_weights("timm", "resnet18")
+    save_file(weights, tmp_path / "resnet18.safetensors")
+    model = build_model(
+        [
+            "model=timm",
+            "model.name=resnet18",
+            f"model.pretrained={tmp_path / 'resnet18.safetensors'}",
+        ],
+        tmp_path,
+    )
+    loaded = model.net.state_dict()
+    for key, value in weights.items():
+        if not key.startswith("fc."):
+            assert torch.equal(loaded[key], value), key
+    # CIFAR-10's 10 classes: a new head, and ImageNet's statistics came with the weights.
+    assert loaded["fc.weight"].shape == (10, 512)
+    torch.testing.assert_close(model.normalisation.mean, torch.tensor([0.485, 0.456, 0.406]))
+    torch.testing.assert_close(model.normalisation.std, torch.tensor([0.229, 0.224, 0.225]))
+
+
+def test_grey_images_get_a_stem_of_summed_rgb_filters(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    """An RGB network's filters summed over colour answer a grey image as the RGB network
+    answers the same image in three equal channels."""
+    weights = random_weights("torchvision", "resnet18")
+    torch.save(weights, tmp_path / "resnet18.pth")
+    model = build_model(
+        ["model=torchvision", f"model.pretrained={tmp_path / 'resnet18.pth'}", "data=mnist"],
+        tmp_path,
+    )
+    grey = torch.rand(2, 1, 28, 28)
+    rgb_stem = torch.nn.functional.conv2d(
+        grey.expand(-1, 3, -1, -1), weights["conv1.weight"], stride=2, padding=3
+    )
+    grey_stem = model.net.conv1(grey)
+    torch.testing.assert_close(grey_stem, rgb_stem, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("resnet34", "do not fit the network: unexpected 96"),
+        ("garbage", "is not a readable weights file"),
+        ("nothing", "no such file"),
+    ],
+)
+def test_weights_that_do_not_fit_are_one_clear_error(
+    content: str, expected: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "weights.pth"
+    if content == "resnet34":
+        torch.save(random_weights("timm", "resnet34"), path)
+    elif content == "garbage":
+        path.write_bytes(b"not a tensor file")
+    with pytest.raises(InstantiationException) as error:
+        build_model(["model=timm", f"model.pretrained={path}"], tmp_path)
+    message = user_error_message(error.value)  # what the command line would print
+    assert expected in message and str(path) in message
+
+
+def test_from_the_command_line_a_mismatching_file_exits_2_naming_it(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "resnet34.pth"
+    torch.save(random_weights("timm", "resnet34"), path)
+    result = run_train(
+        "model=timm", f"model.pretrained={path}", "data.download=false",
+        f"hydra.run.dir={tmp_path / 'run'}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"the weights in {path} for timm resnet18 do not fit" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_init_from_keeps_the_network_and_its_normalisation_with_a_new_head(
+    cifar_run: tuple, image_folder: Path, tmp_path: Path
+) -> None:
+    checkpoint = cifar_run[0] / "checkpoints" / "last.ckpt"
+    trained = torch.load(checkpoint, weights_only=True)["state_dict"]
+    model = build_model(
+        [*data_overrides("image_folder", Path(), image_folder), f"model.init_from={checkpoint}"],
+        tmp_path,
+    )
+    started = model.state_dict()
+    head = "net.classifier.3"  # DeepCNN's last linear layer
+    assert started[f"{head}.weight"].shape[0] == len(list(image_folder.iterdir()))
+    assert started[f"{head}.weight"].shape != trained[f"{head}.weight"].shape
+    for key, value in trained.items():
+        if key.startswith("net.") and not key.startswith(head):
+            assert torch.equal(started[key], value), key
+    for key in ("normalisation.mean", "normalisation.std"):
+        assert torch.equal(started[key], trained[key])
+
+
+class Snapshots(Callback):
+    """The backbone's and the head's parameters and batch-norm statistics after each epoch."""
+
+    def __init__(self) -> None:
+        self.taken: list[dict[str, torch.Tensor]] = []
+
+    def take(self, module: ImageClassifier) -> None:
+        self.taken.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: ImageClassifier) -> None:
+        self.take(pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: ImageClassifier) -> None:
+        self.take(pl_module)
+
+
+def test_finetune_trains_the_head_alone_then_thaws_the_backbone_at_its_own_rate(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = compose_train_config(
+        ["model=timm", "model.name=resnet18", "model.finetune.freeze_epochs=1",
+         "model.finetune.backbone_lr_ratio=0.1", "scheduler=none",
+         *data_overrides("mnist", fixture_data_dir, Path())],
+        tmp_path,
+    )  # fmt: skip
+    model = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    snapshots = Snapshots()
+    trainer = L.Trainer(
+        max_epochs=2, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=0,
+        callbacks=[snapshots], logger=False, enable_checkpointing=False, accelerator="cpu",
+        enable_progress_bar=False,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=instantiate(cfg.data))
+    start, frozen, thawed = snapshots.taken
+    head = {"fc.weight", "fc.bias"}
+    backbone = [key for key in start if key not in head]
+    assert any("running_mean" in key for key in backbone)
+    for key in backbone:  # weights and batch-norm statistics alike
+        assert torch.equal(frozen[key], start[key]), key
+    assert not torch.equal(frozen["fc.weight"], start["fc.weight"])
+    assert not torch.equal(thawed["conv1.weight"], frozen["conv1.weight"])
+    assert not torch.equal(thawed["bn1.running_mean"], frozen["bn1.running_mean"])
+    rates = {group["name"]: group["lr"] for group in trainer.optimizers[0].param_groups}
+    assert rates["backbone"] == pytest.approx(0.1 * rates["head"])
+
+
+@pytest.mark.parametrize(("library", "name"), BACKBONES)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_listed_backbones_fit_and_test_on_every_dataset(
+    library: str, name: str, dataset: str, fixture_data_dir: Path, image_folder: Path,
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+) -> None:  # fmt: skip
+    """From a local weights file, as on a machine without internet: grey datasets get an
+    adapted stem, each dataset a new head."""
+    weights = tmp_path_factory.getbasetemp() / f"{library}_{name}.pth"
+    if not weights.exists():
+        torch.save(random_weights(library, name), weights)
+    cfg = compose_train_config(
+        ["debug=fast_dev_run", "data.batch_size=8", "trainer.accelerator=cpu", "callbacks=minimal",
+         f"model={library}", f"model.name={name}", f"model.pretrained={weights}",
+         *data_overrides(dataset, fixture_data_dir, image_folder)],
+        tmp_path,
+    )  # fmt: skip
+    metrics = train(cfg)
+    assert {"train/loss", "val/acc", "test/acc"} <= metrics.keys()
