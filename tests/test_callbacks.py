@@ -68,8 +68,11 @@ def test_classification_report_is_text_and_per_class_scalars(cifar_run: tuple) -
         assert {f"test/precision/{name}", f"test/recall/{name}", f"test/f1/{name}"} <= scalars
 
 
-def test_figures_and_reports_are_written_to_the_run_folder(cifar_run: tuple) -> None:
-    run_dir, metrics = cifar_run
+@pytest.mark.parametrize("run", ["cifar_run", "timm_run"])
+def test_figures_and_reports_are_written_to_the_run_folder(
+    run: str, request: pytest.FixtureRequest
+) -> None:
+    run_dir, metrics = request.getfixturevalue(run)
     for name in FIGURE_FILES:
         assert_real_picture((run_dir / "figures" / f"{name}.png").read_bytes())
     matrix = json.loads((run_dir / "figures" / "confusion_matrix.json").read_text())

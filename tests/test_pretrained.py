@@ -1,6 +1,7 @@
 """timm and torchvision networks: local weights load exactly, a file that does not fit is
 refused by name, init_from carries a network to other data, fine-tuning freezes and thaws."""
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -13,12 +14,14 @@ from lightning.pytorch import Callback
 from safetensors.torch import save_file
 from torchvision import models
 
+from imgclf.callbacks.gradcam import gradcam_heatmaps, gradcam_layer
+from imgclf.checkpoints import load_checkpoint
 from imgclf.errors import user_error_message
 from imgclf.module import ImageClassifier
 from imgclf.train import train
 
-from cli import run_train
-from conftest import DATASETS, compose_train_config, data_overrides
+from cli import run_script, run_train
+from conftest import DATASETS, compose_train_config, data_overrides, finished_run
 
 # Networks that take images as small as MNIST's 28 pixels (ConvNeXt's stem and three
 # stride-2 stages need 32).
@@ -215,3 +218,40 @@ def test_listed_backbones_fit_and_test_on_every_dataset(
     )  # fmt: skip
     metrics = train(cfg)
     assert {"train/loss", "val/acc", "test/acc"} <= metrics.keys()
+
+
+def test_eval_reads_a_folder_at_the_size_and_crop_the_model_was_trained_with(
+    fixture_data_dir: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    """eval.yaml knows nothing of the model's 40 px and 0.8 crop: the checkpoint tells it."""
+    run_dir, trained = finished_run(
+        tmp_path / "run", fixture_data_dir,
+        "model=timm", "data=image_folder", f"data.data_dir={image_folder}",
+        "data.image_size=40", "data.crop_fraction=0.8", "trainer.max_epochs=1",
+        "trainer.accelerator=cpu", "callbacks=minimal",
+    )  # fmt: skip
+    checkpoint = Path(trained["best_checkpoint"])
+    model = load_checkpoint(checkpoint)
+    assert (model.hparams.image_size, model.hparams.resize_size) == (40, 50)
+    result = run_script(
+        "scripts/eval.py", f"ckpt_path={checkpoint}", "data=image_folder",
+        f"data.data_dir={image_folder}", f"hydra.run.dir={tmp_path / 'eval'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["test/loss"] == pytest.approx(trained["test/loss"], abs=1e-5)
+
+
+def test_gradcam_looks_at_timm_s_last_feature_stage_not_a_convolution_after_pooling(
+    tmp_path: Path,
+) -> None:
+    """MobileNetV3's last convolution (conv_head) sees the pooled 1x1 map: a heat-map there
+    would be one flat value. Its last feature stage keeps the image's layout."""
+    model = build_model(["model=timm", "model.name=mobilenetv3_large_100"], tmp_path).eval()
+    assert gradcam_layer(model.net) is model.net.blocks[-1]
+    pixels = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    heatmaps = gradcam_heatmaps(model, pixels, torch.tensor([0, 1]))
+    assert heatmaps.shape == (2, 64, 64)
+    # An untrained network's evidence may be negative everywhere for one image (then 0 after
+    # Grad-CAM's ReLU); conv_head's 1x1 map would be flat for both.
+    assert heatmaps.reshape(2, -1).std(axis=1).max() > 0.01, "flat heat-maps"

@@ -211,3 +211,34 @@ def test_eval_of_a_class_subset_model_tests_on_those_classes(
         "dog": 2,
         "cat": 2,
     }
+
+
+@pytest.mark.parametrize("change", ["code_target", "version_0_2"])
+def test_a_checkpoint_from_elsewhere_is_refused_before_anything_in_it_runs(
+    change: str, cifar_run: tuple, tmp_path: Path
+) -> None:
+    checkpoint = torch.load(cifar_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    marker = tmp_path / "ran"
+    if change == "code_target":
+        checkpoint["hyper_parameters"]["net"] = {
+            "_target_": "os.system",
+            "command": f"touch {marker}",
+        }
+        expected = "net._target_=os.system is not allowed"
+    else:  # 0.2 normalised outside the model
+        del (
+            checkpoint["state_dict"]["normalisation.mean"],
+            checkpoint["state_dict"]["normalisation.std"],
+        )
+        expected = "was written by imgclf 0.2 or earlier"
+    path = tmp_path / "sent.ckpt"
+    torch.save(checkpoint, path)
+    result = run_script(
+        "scripts/predict.py",
+        f"ckpt_path={path}",
+        f"inputs={path}",
+        f"hydra.run.dir={tmp_path / 'out'}",
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()

@@ -12,7 +12,6 @@ from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -28,7 +27,7 @@ from imgclf.data.transforms import evaluation_transform
 from imgclf.errors import UserError
 from imgclf.models.pretrained import (
     PretrainedInput,
-    classifier_names,
+    head_and_backbone,
     load_pretrained,
     load_weights,
 )
@@ -135,8 +134,10 @@ class ImageClassifier(LightningModule):
                 "resize_size": resize_size or image_size,
                 "class_names": [str(name) for name in class_names] if class_names else None,
                 "dataset": dataset,
-                # Where training started from: used once, when the model is built for it.
+                # The network's name (timm, torchvision), for the record and the net config.
                 "name": name,
+                # Where training starts from: used when the model is built for training,
+                # never when a checkpoint is loaded (its own weights replace them).
                 "pretrained": pretrained,
                 "init_from": init_from,
                 "finetune": finetune,
@@ -350,22 +351,6 @@ class ImageClassifier(LightningModule):
         if "cuda" in states and torch.cuda.device_count() == len(states["cuda"]):
             torch.cuda.set_rng_state_all(states["cuda"])
 
-    def head_and_backbone(self) -> tuple[list[nn.Module], list[nn.Module]]:
-        """The network's classifier modules, and every other module that holds parameters or
-        batch-norm statistics of its own: what fine-tuning trains first and what it thaws."""
-        heads = [self.net.get_submodule(name) for name in classifier_names(self.net)]
-        in_head = {id(module) for head in heads for module in head.modules()}
-        backbone = [
-            module
-            for module in self.net.modules()
-            if id(module) not in in_head
-            and (
-                any(True for _ in module.parameters(recurse=False))
-                or isinstance(module, _BatchNorm)
-            )
-        ]
-        return heads, backbone
-
     @property
     def fine_tuning(self) -> bool:
         finetune = self.hparams.finetune
@@ -377,7 +362,7 @@ class ImageClassifier(LightningModule):
         optimizers that treat filters, biases and heads differently; others just see several
         groups), else all."""
         if self.fine_tuning:
-            heads, backbone = self.head_and_backbone()
+            heads, backbone = head_and_backbone(self.net)
             ratio = self.hparams.finetune["backbone_lr_ratio"]
             return [
                 {"name": "head", "params": [p for head in heads for p in head.parameters()]},

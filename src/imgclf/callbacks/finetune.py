@@ -8,6 +8,8 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 
+from imgclf.models.pretrained import head_and_backbone
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ class FreezeBackbone(BaseFinetuning):
         self.frozen_norms: list[_BatchNorm] | None = []
 
     def freeze_before_training(self, pl_module: LightningModule) -> None:
-        _, backbone = pl_module.head_and_backbone()
+        _, backbone = head_and_backbone(pl_module.net)
         self.freeze(backbone, train_bn=False)
         self.frozen_norms = [module for module in backbone if isinstance(module, _BatchNorm)]
 
@@ -37,7 +39,7 @@ class FreezeBackbone(BaseFinetuning):
     ) -> None:
         # `>=`: a run resumed after the thaw starts frozen (setup froze it) and thaws here.
         if epoch >= self.epochs and self.frozen_norms is not None:
-            _, backbone = pl_module.head_and_backbone()
+            _, backbone = head_and_backbone(pl_module.net)
             self.make_trainable(backbone)
             # Lightning restores each module's own mode after validation: switch them back.
             for module in self.frozen_norms:

@@ -4,6 +4,7 @@ its channels; and their pretrained weights, fetched the library's own way or rea
 Building a network never fetches anything: weights are loaded afterwards (`load_pretrained`),
 so a checkpoint of a fine-tuned network rebuilds offline."""
 
+import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from imgclf.errors import UserError
 
@@ -49,7 +51,7 @@ class Source:
 
 
 def unknown_name(library: str, name: str, known: list[str]) -> UserError:
-    close = [candidate for candidate in known if name.split("_")[0] in candidate][:8]
+    close = difflib.get_close_matches(name, known, n=6, cutoff=0.6)
     return UserError(
         f"model.name={name} is not a {library} model"
         + (f"; similar names: {', '.join(close)}" if close else "")
@@ -123,6 +125,23 @@ def classifier_names(network: nn.Module) -> list[str]:
     if not linear:
         raise UserError(f"{type(network).__name__} has no linear layer to serve as its head")
     return [linear[-1]]
+
+
+def head_and_backbone(network: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+    """The classifier modules, and every other module that holds parameters or batch-norm
+    statistics of its own: what fine-tuning trains first, and what it thaws later."""
+    heads = [network.get_submodule(name) for name in classifier_names(network)]
+    in_head = {id(module) for head in heads for module in head.modules()}
+    backbone = [
+        module
+        for module in network.modules()
+        if id(module) not in in_head
+        and (
+            next(module.parameters(recurse=False), None) is not None
+            or isinstance(module, _BatchNorm)
+        )
+    ]
+    return heads, backbone
 
 
 def pretrained_input(library: str, name: str) -> PretrainedInput:
