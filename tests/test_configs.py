@@ -7,8 +7,9 @@ import torch
 from hydra.utils import instantiate
 
 from imgclf.schedulers import one_cycle
+from imgclf.targets import ALLOWED_TARGETS
 
-from conftest import DATASETS, MODELS, compose_train_config, data_overrides
+from conftest import CONFIG_DIR, DATASETS, MODELS, compose_train_config, data_overrides
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -71,3 +72,15 @@ def test_one_cycle_schedule_survives_very_short_runs(total_steps: int) -> None:
         scheduler.step()
         rates.append(optimizer.param_groups[0]["lr"])
     assert all(0 <= rate <= 0.1 + 1e-12 for rate in rates)
+
+
+def test_every_target_the_configs_name_passes_the_gate() -> None:
+    """A config added without its class in ALLOWED_TARGETS would be refused at run time."""
+    targets = {
+        line.split(":", 1)[1].strip()
+        for path in CONFIG_DIR.rglob("*.yaml")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith("_target_:")
+    }
+    assert len(targets) > 30
+    assert targets <= ALLOWED_TARGETS, targets - ALLOWED_TARGETS

@@ -152,14 +152,38 @@ def test_every_bad_value_is_named_before_any_data_is_read(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
-def test_config_target_outside_the_allowed_packages_is_refused(tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
+@pytest.mark.parametrize("target", ["os.system", "torch.save"])
+def test_a_config_naming_code_imgclf_does_not_offer_is_refused(target: str, tmp_path: Path) -> None:
+    """torch.save was let through by the old allow-list of packages (`torch.`)."""
+    marker = tmp_path / "written"
+    arguments = f"command:'touch {marker}'" if target == "os.system" else f"obj:1,f:'{marker}'"
     result = run_train(
-        "model.net._target_=os.system", f"+model.net.command='touch {marker}'",
+        "~model.net", f"+model.net={{_target_:{target},{arguments}}}",
         f"hydra.run.dir={tmp_path / 'run'}",
     )  # fmt: skip
     assert result.returncode == 2
-    assert "model.net._target_=os.system is not allowed" in result.stderr
+    assert result.stderr.count("imgclf: error:") == 1
+    assert f"model.net._target_={target} is not one of the classes imgclf offers" in result.stderr
+    assert not marker.exists()
+
+
+def test_resuming_a_run_folder_from_elsewhere_checks_it_before_hydra_builds_anything(
+    tmp_path: Path,
+) -> None:
+    """Hydra builds the callbacks a primary config's `hydra:` section names before the run
+    starts: a resumed folder's config.yaml is checked first."""
+    marker = tmp_path / "written"
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    payload = {
+        "hydra": {"callbacks": {"x": {"_target_": "torch.save", "obj": 1, "f": str(marker)}}}
+    }
+    (tmp_path / ".hydra" / "config.yaml").write_text(json.dumps(payload))  # JSON is YAML
+    result = run_train(f"resume={tmp_path}")
+    assert result.returncode == 2
+    assert "hydra.callbacks.x._target_=torch.save is not one of the classes" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not marker.exists()
 
 

@@ -213,32 +213,31 @@ def test_eval_of_a_class_subset_model_tests_on_those_classes(
     }
 
 
-@pytest.mark.parametrize("change", ["code_target", "version_0_2"])
+@pytest.mark.parametrize("change", ["os.system", "torch.save", "version_0_2"])
 def test_a_checkpoint_from_elsewhere_is_refused_before_anything_in_it_runs(
     change: str, cifar_run: tuple, tmp_path: Path
 ) -> None:
+    """torch.save (a file written wherever the checkpoint says) was let through by the old
+    allow-list of packages."""
     checkpoint = torch.load(cifar_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
-    marker = tmp_path / "ran"
-    if change == "code_target":
-        checkpoint["hyper_parameters"]["net"] = {
-            "_target_": "os.system",
-            "command": f"touch {marker}",
-        }
-        expected = "net._target_=os.system is not allowed"
+    marker = tmp_path / "written"
+    payloads = {
+        "os.system": {"command": f"touch {marker}"},
+        "torch.save": {"obj": 1, "f": str(marker)},
+    }
+    if change in payloads:
+        checkpoint["hyper_parameters"]["net"] = {"_target_": change, **payloads[change]}
+        expected = f"net._target_={change} is not one of the classes imgclf offers"
     else:  # 0.2 normalised outside the model
-        del (
-            checkpoint["state_dict"]["normalisation.mean"],
-            checkpoint["state_dict"]["normalisation.std"],
-        )
+        state = checkpoint["state_dict"]
+        del state["normalisation.mean"], state["normalisation.std"]
         expected = "was written by imgclf 0.2 or earlier"
     path = tmp_path / "sent.ckpt"
     torch.save(checkpoint, path)
-    result = run_script(
-        "scripts/predict.py",
-        f"ckpt_path={path}",
-        f"inputs={path}",
-        f"hydra.run.dir={tmp_path / 'out'}",
-    )
-    assert result.returncode == 2
-    assert expected in result.stderr and "Traceback" not in result.stderr
-    assert not marker.exists()
+    for script, *others in (("scripts/predict.py", f"inputs={path}"), ("scripts/export.py",)):
+        result = run_script(
+            script, f"ckpt_path={path}", *others, f"hydra.run.dir={tmp_path / 'out'}"
+        )
+        assert result.returncode == 2
+        assert expected in result.stderr and "Traceback" not in result.stderr
+        assert not marker.exists()

@@ -9,6 +9,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from imgclf.errors import UserError
+from imgclf.targets import refuse_unknown_targets
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -46,10 +47,7 @@ def read_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
             f"{error}). Pass a .ckpt file written by `python train.py`."
         ) from error
     # Its hyperparameters name the classes that rebuild the model: only imgclf's may.
-    from imgclf.config import target_problems
-
-    if problems := target_problems(checkpoint["hyper_parameters"]):
-        raise UserError(f"{argument}={path} cannot be opened: " + "; ".join(problems))
+    refuse_unknown_targets(checkpoint["hyper_parameters"], f"{argument}={path}")
     if "normalisation.mean" not in checkpoint["state_dict"]:
         raise UserError(
             f"{argument}={path} was written by imgclf 0.2 or earlier, whose models did not "

@@ -18,14 +18,12 @@ from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
+from imgclf.targets import target_problems
 
 # Everything Lightning accepts, and ours.
 PRECISIONS = {"auto"} | {
     str(value) for group in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(group)
 }
-# Config `_target_`s are imported and called: only these packages may be named, so that a
-# config string cannot run arbitrary code (`_target_: os.system`).
-ALLOWED_TARGET_PACKAGES = ("imgclf.", "torch.", "torchvision.", "lightning.", "torchmetrics.")
 
 
 def folder_class_count(root: str) -> int:
@@ -166,25 +164,6 @@ def optimizer_problem(cfg: DictConfig) -> str | None:
         f"optimizer=muon needs a network that names its parameter groups, and {net} does not: "
         "use model=airbench, or optimizer=sgd or adam with this model"
     )
-
-
-def target_problems(config: Any, key: str = "") -> list[str]:
-    if isinstance(config, DictConfig | ListConfig):
-        # Unresolved: `_target_`s are literal, and resolving could run the resolvers.
-        config = OmegaConf.to_container(config, resolve=False)
-    if isinstance(config, dict):
-        problems = []
-        for name, value in config.items():
-            child = f"{key}.{name}" if key else str(name)
-            if name == "_target_" and not str(value).startswith(ALLOWED_TARGET_PACKAGES):
-                allowed = ", ".join(p.rstrip(".") for p in ALLOWED_TARGET_PACKAGES)
-                problems.append(f"{child}={value} is not allowed: only {allowed} objects")
-            else:
-                problems += target_problems(value, child)
-        return problems
-    if isinstance(config, list):
-        return [p for i, value in enumerate(config) for p in target_problems(value, f"{key}[{i}]")]
-    return []
 
 
 def validate(cfg: DictConfig) -> None:

@@ -15,12 +15,14 @@ import imgclf.config  # noqa: F401  registers the resolvers the configs use
 from imgclf.callbacks.exploration import build_exploration_figures
 from imgclf.callbacks.publish import figure_path, save_figure
 from imgclf.errors import user_errors_reported
+from imgclf.targets import refuse_unknown_targets
 from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
 
 def explore(cfg: DictConfig) -> list[Path]:
+    refuse_unknown_targets(cfg, "the config")
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()

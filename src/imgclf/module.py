@@ -31,6 +31,7 @@ from imgclf.models.pretrained import (
     load_pretrained,
     load_weights,
 )
+from imgclf.targets import refuse_unknown_targets
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,11 @@ def as_plain(config: Any) -> Any:
 
 
 def build(config_or_object: Any) -> Any:
-    """Instantiate a Hydra `_target_` mapping; pass a ready object (or None) through."""
+    """Instantiate a Hydra `_target_` mapping, if it names only what imgclf offers (it may come
+    from a checkpoint, also through Lightning's `load_from_checkpoint`); pass a ready object
+    (or None) through."""
     if isinstance(config_or_object, Mapping):
+        refuse_unknown_targets(config_or_object, "the model's hyperparameters")
         return instantiate(config_or_object)
     return config_or_object
 

@@ -4,8 +4,10 @@ it, with the run's own composed config, writing into the same folder."""
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from imgclf.errors import UserError
+from imgclf.targets import refuse_unknown_targets
 
 RESUME_PREFIX = "resume="
 
@@ -25,6 +27,9 @@ def resume_arguments(arguments: list[str]) -> list[str]:
             f"resume={run_dir}: not a run folder (no .hydra/config.yaml in it). Pass the "
             "folder of a training run, e.g. outputs/runs/<date>_<time>_<model>_<data>."
         )
+    # Hydra composes this file and builds what its `hydra:` section names before any of
+    # imgclf's checks: a run folder from elsewhere is checked first.
+    refuse_unknown_targets(OmegaConf.load(config), f"resume={run_dir} (.hydra/config.yaml)")
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         raise UserError(
