@@ -1,9 +1,12 @@
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import imgclf.config  # noqa: F401  registers the config resolvers
@@ -27,6 +30,22 @@ REAL_DATA_DIR = Path(os.environ.get("IMGCLF_DATA_DIR", REPO / "data"))
 def compose_train_config(overrides: list[str], output_dir: Path) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
         return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+def fit_watched(
+    overrides: list[str], output_dir: Path, watcher: L.Callback, **trainer_options: Any
+) -> L.Trainer:
+    """The config's model fitted on its data by a bare CPU Trainer, `watcher` looking on."""
+    cfg = compose_train_config(overrides, output_dir)
+    model = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    trainer = L.Trainer(
+        callbacks=[watcher], logger=False, enable_checkpointing=False, accelerator="cpu",
+        enable_progress_bar=False, **trainer_options,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=instantiate(cfg.data))
+    return trainer
 
 
 @pytest.fixture(scope="session")

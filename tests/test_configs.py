@@ -72,6 +72,9 @@ def test_one_cycle_schedule_survives_very_short_runs(total_steps: int) -> None:
         scheduler.step()
         rates.append(optimizer.param_groups[0]["lr"])
     assert all(0 <= rate <= 0.1 + 1e-12 for rate in rates)
+    assert max(rates) == pytest.approx(0.1)  # it peaks at the optimizer's rate
+    if total_steps >= 4:  # a real cycle: up, then down
+        assert rates[-1] < max(rates)
 
 
 def test_every_target_the_configs_name_passes_the_gate() -> None:

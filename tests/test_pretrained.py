@@ -21,7 +21,7 @@ from imgclf.module import ImageClassifier
 from imgclf.train import train
 
 from cli import run_script, run_train
-from conftest import DATASETS, compose_train_config, data_overrides, finished_run
+from conftest import DATASETS, compose_train_config, data_overrides, finished_run, fit_watched
 
 # Networks that take images as small as MNIST's 28 pixels (ConvNeXt's stem and three
 # stride-2 stages need 32).
@@ -170,22 +170,14 @@ class Snapshots(Callback):
 def test_finetune_trains_the_head_alone_then_thaws_the_backbone_at_its_own_rate(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = compose_train_config(
+    snapshots = Snapshots()
+    trainer = fit_watched(
         ["model=timm", "model.name=resnet18", "model.finetune.freeze_epochs=1",
          "model.finetune.backbone_lr_ratio=0.1", "scheduler=none",
          *data_overrides("mnist", fixture_data_dir, Path())],
-        tmp_path,
+        tmp_path, snapshots, max_epochs=2, limit_train_batches=3, limit_val_batches=1,
+        num_sanity_val_steps=0,
     )  # fmt: skip
-    model = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
-    snapshots = Snapshots()
-    trainer = L.Trainer(
-        max_epochs=2, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=0,
-        callbacks=[snapshots], logger=False, enable_checkpointing=False, accelerator="cpu",
-        enable_progress_bar=False,
-    )  # fmt: skip
-    trainer.fit(model, datamodule=instantiate(cfg.data))
     start, frozen, thawed = snapshots.taken
     head = {"fc.weight", "fc.bias"}
     backbone = [key for key in start if key not in head]

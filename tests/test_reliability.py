@@ -3,10 +3,12 @@ gives the same metrics, bad values and bad data stop with one clear message, a d
 stops and keeps its last good checkpoint."""
 
 import json
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -19,7 +21,7 @@ from imgclf.checkpoint_io import AtomicCheckpointIO
 from imgclf.errors import UserError
 
 from cli import REPO, command, environment, run_train
-from conftest import require_real_data
+from conftest import fit_watched, require_real_data
 from dataset_files import write_image_folder
 
 # Three short epochs of simple_cnn on the real MNIST, with per-step logging to TensorBoard.
@@ -32,14 +34,8 @@ SHORT_MNIST_RUN = [
 ]
 
 
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
-    data_dir = require_real_data("MNIST/raw")
-    uninterrupted = run_train(
-        *SHORT_MNIST_RUN, f"hydra.run.dir={tmp_path / 'whole'}", data_dir=data_dir
-    )
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-
-    run_dir = tmp_path / "killed"
+def interrupted_run(run_dir: Path, data_dir: Path, signal_number: int) -> int:
+    """SHORT_MNIST_RUN, sent `signal_number` a second into its second epoch: its exit status."""
     process = subprocess.Popen(
         command("train.py", *SHORT_MNIST_RUN, f"hydra.run.dir={run_dir}"),
         cwd=REPO,
@@ -52,8 +48,33 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path: Path
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)  # into the second epoch, past a few logged steps
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signal_number)
+    return process.wait()
+
+
+def test_run_stopped_by_sigterm_exits_143_and_resumes(tmp_path: Path) -> None:
+    """SIGTERM is what SLURM and most schedulers send; Lightning alone exits 0."""
+    data_dir = require_real_data("MNIST/raw")
+    run_dir = tmp_path / "run"
+    assert interrupted_run(run_dir, data_dir, signal.SIGTERM) == 143
+    log = (run_dir / "train.log").read_text()
+    assert f"continue with: python train.py resume={run_dir}" in log
+    assert not (run_dir / "metrics.json").exists()
+    resumed = run_train(f"resume={run_dir}", data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    data_dir = require_real_data("MNIST/raw")
+    uninterrupted = run_train(
+        *SHORT_MNIST_RUN, f"hydra.run.dir={tmp_path / 'whole'}", data_dir=data_dir
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    assert interrupted_run(run_dir, data_dir, signal.SIGKILL) == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
 
     resumed = run_train(f"resume={run_dir}", data_dir=data_dir)
@@ -135,7 +156,15 @@ BAD_VALUES = {
     "trainer.devices=64": "trainer.devices=64, but this machine has",
     "optimizer=muon": "optimizer=muon needs a network that names its parameter groups, and "
     "imgclf.models.DeepCNN does not",
+    "seed=-1": "seed=-1 is not allowed: use an integer from 0 to 2**32 - 1",
 }
+
+
+def test_muon_with_a_network_built_by_a_function_is_one_message(tmp_path: Path) -> None:
+    result = run_train("model=resnet18", "optimizer=muon", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "imgclf.models.cifar_resnet18 does not: use model=airbench" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_every_bad_value_is_named_before_any_data_is_read(tmp_path: Path) -> None:
@@ -245,3 +274,48 @@ def test_nan_loss_stops_training_naming_the_step_and_keeps_the_last_checkpoint(
     saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 0
     assert all(torch.isfinite(value).all() for value in saved["state_dict"].values())
+
+
+class TrainingLabels(L.Callback):
+    """The labels of every training batch, per epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[list[int]]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs.append([])
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.epochs[-1].append(batch[1].tolist())
+
+
+def test_debug_overfit_trains_on_the_same_batches_every_epoch(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    labels = TrainingLabels()
+    fit_watched(
+        ["debug=overfit", "data.batch_size=16", "data.download=false",
+         f"paths.data_dir={fixture_data_dir}"],
+        tmp_path, labels, max_epochs=2, overfit_batches=3,
+    )  # fmt: skip
+    first, second = labels.epochs
+    assert len(first) == 3
+    assert first == second
+
+
+def test_resume_with_other_epochs_says_to_start_from_the_weights(
+    cifar_run: tuple, tmp_path: Path
+) -> None:
+    """Extending a finished run crashed in the one-cycle schedule, whose steps were laid out
+    for the planned epochs."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(cifar_run[0], run_dir)
+    result = run_train(f"resume={run_dir}", "trainer.max_epochs=4")
+    assert result.returncode == 2
+    assert "continues the run as planned, 2 epochs" in result.stderr
+    assert f"model.init_from={run_dir / 'checkpoints' / 'last.ckpt'} trainer.max_epochs=4" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

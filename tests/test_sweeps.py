@@ -4,6 +4,7 @@ the submitit launcher, TensorBoard's HParams, DDP on two CPU processes."""
 import csv
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -51,13 +52,16 @@ def test_grid_sweep_runs_each_job_in_its_folder_and_writes_a_summary(
     assert compared.stdout.count("| completed |") == 4
 
 
+def sweep_learning_rates(rates: str, sweep_dir: Path, data_dir: Path) -> CompletedProcess:
+    return run_train(
+        "-m", *QUICK, f"optimizer.lr={rates}", f"hydra.sweep.dir={sweep_dir}", data_dir=data_dir
+    )
+
+
 def test_a_failing_job_is_listed_as_failed_and_the_others_complete(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
-    result = run_train(
-        "-m", *QUICK, "optimizer.lr=0.001,-1,0.002", f"hydra.sweep.dir={tmp_path}",
-        data_dir=fixture_data_dir,
-    )  # fmt: skip
+    result = sweep_learning_rates("0.001,-1,0.002", tmp_path, fixture_data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row["overrides"].split()[-1]: row for row in read_summary(tmp_path)}
     assert rows["optimizer.lr=-1"]["status"] == "failed"
@@ -65,6 +69,15 @@ def test_a_failing_job_is_listed_as_failed_and_the_others_complete(
     for lr in ("0.001", "0.002"):
         assert rows[f"optimizer.lr={lr}"]["status"] == "completed"
     assert list(read_summary(tmp_path))[-1]["status"] == "failed"  # failures sort last
+
+
+def test_a_sweep_whose_every_job_failed_exits_non_zero(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    result = sweep_learning_rates("-1,-2", tmp_path, fixture_data_dir)
+    assert result.returncode == 1
+    assert "every job of the sweep failed" in result.stdout  # Hydra logs to stdout
+    assert {row["status"] for row in read_summary(tmp_path)} == {"failed"}
 
 
 def test_optuna_search_runs_its_trials_and_reports_the_best(

@@ -4,6 +4,7 @@ TorchScript and run the exports with onnxruntime and torch.jit."""
 import csv
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import numpy as np
 import onnxruntime
@@ -14,20 +15,24 @@ from PIL import Image
 from imgclf.checkpoints import load_checkpoint
 
 from cli import run_script
-from conftest import REAL_DATA_DIR
+from conftest import REAL_DATA_DIR, require_real_data
 from dataset_files import write_image_folder
+
+
+def evaluate_mnist_run(mnist_run: tuple, output_dir: Path, *overrides: str) -> CompletedProcess:
+    """scripts/eval.py on the MNIST run's best checkpoint."""
+    checkpoint = mnist_run[1]["best_checkpoint"]
+    return run_script(
+        "scripts/eval.py", f"ckpt_path={checkpoint}", *overrides,
+        f"hydra.run.dir={output_dir}", data_dir=REAL_DATA_DIR,
+    )  # fmt: skip
 
 
 def test_eval_reproduces_the_test_accuracy_training_reported(
     mnist_run: tuple, tmp_path: Path
 ) -> None:
     _, trained = mnist_run
-    result = run_script(
-        "scripts/eval.py",
-        f"ckpt_path={trained['best_checkpoint']}",  # no data=: the checkpoint's own, MNIST
-        f"hydra.run.dir={tmp_path}",
-        data_dir=REAL_DATA_DIR,
-    )
+    result = evaluate_mnist_run(mnist_run, tmp_path)  # no data=: the checkpoint's own, MNIST
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
     assert evaluated["dataset"] == "mnist"
@@ -42,17 +47,22 @@ def test_eval_reproduces_the_test_accuracy_training_reported(
 
 
 def test_eval_on_data_of_another_shape_names_the_mismatch(mnist_run: tuple, tmp_path: Path) -> None:
-    _, trained = mnist_run
-    result = run_script(
-        "scripts/eval.py",
-        f"ckpt_path={trained['best_checkpoint']}",
-        "data=cifar10",
-        f"hydra.run.dir={tmp_path}",
-    )
+    result = evaluate_mnist_run(mnist_run, tmp_path, "data=cifar10")
     assert result.returncode == 2
     assert "takes 10 classes of 1x28x28 images (mnist)" in result.stderr
     assert "10 classes of 3x32x32 images" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_eval_on_data_with_other_class_names_warns_naming_both(
+    mnist_run: tuple, tmp_path: Path
+) -> None:
+    """Fashion-MNIST has MNIST's shape and class count: it evaluates, with a warning."""
+    require_real_data("FashionMNIST/raw")
+    result = evaluate_mnist_run(mnist_run, tmp_path, "data=fashion_mnist")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the model's classes ['0', '1', " in result.stdout  # Hydra logs to stdout
+    assert "are not the data's ['T-shirt/top', 'Trouser', " in result.stdout
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import get_class
+from hydra.utils import get_object
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -18,7 +18,7 @@ from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
-from imgclf.targets import target_problems
+from imgclf.targets import ALLOWED_TARGETS, target_problems
 
 # Everything Lightning accepts, and ours.
 PRECISIONS = {"auto"} | {
@@ -94,7 +94,8 @@ RULES: list[Rule] = [
         lambda v: v is None or (isinstance(v, int) and (v >= 1 or v == -1)),
         "an integer >= 1 (or -1: until stopped)",
     ),
-    ("seed", lambda v: isinstance(v, int), "an integer"),
+    # What NumPy's generator accepts (Lightning seeds it too).
+    ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**32, "an integer from 0 to 2**32 - 1"),
     ("data.cache", lambda v: v in CACHE_MODES, f"one of {', '.join(CACHE_MODES)}"),
     ("data.cache_max_gb", lambda v: is_number(v) and v >= 0, "a number of GB >= 0"),
     ("data.sampler", lambda v: v in SAMPLERS, "balanced, or null for uniform"),
@@ -156,9 +157,10 @@ def optimizer_problem(cfg: DictConfig) -> str | None:
     """Muon needs a network that names its parameter groups (filters, biases, head)."""
     optimizer = OmegaConf.select(cfg, "optimizer._target_")
     net = OmegaConf.select(cfg, "model.net._target_")
-    if optimizer != "imgclf.optim.Muon" or not str(net).startswith("imgclf."):
+    # Networks are built by classes and by functions (cifar_resnet18, timm_network).
+    if optimizer != "imgclf.optim.Muon" or net not in ALLOWED_TARGETS:
         return None
-    if hasattr(get_class(net), "parameter_groups"):
+    if hasattr(get_object(net), "parameter_groups"):
         return None
     return (
         f"optimizer=muon needs a network that names its parameter groups, and {net} does not: "

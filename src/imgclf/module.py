@@ -283,8 +283,17 @@ class ImageClassifier(LightningModule):
     def setup(self, stage: str) -> None:
         # Before fitting; a resumed run's checkpoint then overwrites what this computed.
         datamodule = self.trainer.datamodule if self._trainer else None
-        if stage == "fit" and datamodule is not None:
+        if datamodule is None:
+            return
+        if stage == "fit":
             self.initialise_from_data(datamodule)
+        elif list(datamodule.class_names) != self.class_names:
+            log.warning(
+                "the model's classes %s are not the data's %s: label i of the data is scored "
+                "as the model's class i",
+                self.class_names,
+                list(datamodule.class_names),
+            )
 
     def initialise_from_data(self, datamodule: Any) -> None:
         """What the model takes from the data it is fitted to: the class names, the resize

@@ -2,6 +2,7 @@
 it, with the run's own composed config, writing into the same folder."""
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -27,9 +28,10 @@ def resume_arguments(arguments: list[str]) -> list[str]:
             f"resume={run_dir}: not a run folder (no .hydra/config.yaml in it). Pass the "
             "folder of a training run, e.g. outputs/runs/<date>_<time>_<model>_<data>."
         )
+    saved = OmegaConf.load(config)
     # Hydra composes this file and builds what its `hydra:` section names before any of
     # imgclf's checks: a run folder from elsewhere is checked first.
-    refuse_unknown_targets(OmegaConf.load(config), f"resume={run_dir} (.hydra/config.yaml)")
+    refuse_unknown_targets(saved, f"resume={run_dir} (.hydra/config.yaml)")
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         raise UserError(
@@ -37,6 +39,7 @@ def resume_arguments(arguments: list[str]) -> list[str]:
             "first epoch ended. Start it again instead."
         )
     others = [argument for argument in arguments if not argument.startswith(RESUME_PREFIX)]
+    check_same_length(run_dir, saved, others, last)
     return [
         f"--config-path={config.parent}",
         "--config-name=config",
@@ -45,6 +48,20 @@ def resume_arguments(arguments: list[str]) -> list[str]:
         f"ckpt_path={last}",
         *others,
     ]
+
+
+def check_same_length(run_dir: Path, saved: Any, others: list[str], last: Path) -> None:
+    """The learning-rate schedule was laid out for the run's epochs and resumes as it was: a
+    run cannot be made longer (or shorter) by resuming it."""
+    epochs = [a.split("=", 1)[1] for a in others if a.lstrip("+").startswith("trainer.max_epochs=")]
+    planned = OmegaConf.select(saved, "trainer.max_epochs")
+    if epochs and epochs[-1] != str(planned):
+        raise UserError(
+            f"resume={run_dir} continues the run as planned, {planned} epochs, on the "
+            f"learning-rate schedule laid out for them. To train for {epochs[-1]} epochs "
+            f"from its weights, start a new run: python train.py <the run's overrides> "
+            f"model.init_from={last} trainer.max_epochs={epochs[-1]}"
+        )
 
 
 def checkpoint_step(path: str | Path) -> int:

@@ -1,9 +1,11 @@
 """Multiruns: a failing job is recorded and the sweep goes on; at the end, the sweep folder
-gets summary.csv and summary.md, one row per job, best first."""
+gets summary.csv and summary.md, one row per job, best first, and a sweep whose every job
+failed exits 1."""
 
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,3 +54,7 @@ class SweepSummaryCallback(Callback):
         )
         failed = sum(row["status"] == "failed" for row in rows)
         log.info("sweep summary: %s (%d jobs, %d failed)", markdown_path, len(rows), failed)
+        if failed == len(rows):
+            # A scheduler or a script must not read a sweep that trained nothing as a success.
+            log.error("every job of the sweep failed; their errors are in %s", markdown_path)
+            sys.exit(1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from imgclf.config import validate
@@ -22,6 +23,8 @@ from imgclf.sweeps import in_multirun, record_failure
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# 128 + SIGTERM, the status a shell reports for a process SIGTERM ended.
+TERMINATED_EXIT_CODE = 143
 
 
 def instantiate_group(group: DictConfig | None, **tensorboard_options: object) -> list:
@@ -67,7 +70,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     trainer = build_trainer(cfg, resume_from=cfg.get("ckpt_path"))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    except SIGTERMException:
+        # Lightning stops on SIGTERM (what SLURM and most schedulers send) with exit status 0;
+        # a scheduler would count the unfinished run as a success.
+        log.error(
+            "stopped by SIGTERM before training ended; continue with: python train.py resume=%s",
+            cfg.paths.output_dir,
+        )
+        sys.exit(TERMINATED_EXIT_CODE)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test"):

@@ -296,10 +296,13 @@ class ImageDataModule(LightningDataModule):
         training = split == "train"
         trainer = self.trainer
         data = self.on_device(split)
+        # `trainer.overfit_batches` means the same few batches every epoch: Lightning stops
+        # shuffling its own DataLoaders for it, and this loader likewise.
+        overfitting = trainer is not None and trainer.overfit_batches > 0
         return InMemoryBatches(
             data,
             batch_size=self.batch_size,
-            shuffle=training,
+            shuffle=training and not overfitting,
             drop_last=training and len(data) > self.batch_size,
             seed=torch.initial_seed(),
             rank=trainer.global_rank if trainer else 0,
