@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from imgclf.config import validate
-from imgclf.errors import user_errors_reported
+from imgclf.errors import UserError, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
 from imgclf.precision import resolve_precision
@@ -80,6 +80,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
             cfg.paths.output_dir,
         )
         sys.exit(TERMINATED_EXIT_CODE)
+    if trainer.global_step == 0:
+        # Lightning finishes such a fit quietly; testing its untrained weights would not be.
+        raise UserError(
+            "no training step ran: check trainer.limit_train_batches, and give each of the "
+            f"{trainer.world_size} process(es) at least one batch (data.batch_size, "
+            "trainer.devices)"
+        )
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test"):

@@ -11,11 +11,16 @@ class FreezeParameters(Callback):
     """From epoch `after_epochs` on, the parameters named in `names` (as in
     `model.named_parameters()`, e.g. `net.whiten.bias`) get no gradient. Autograd then also
     skips every backward computation only they needed. Checked at each epoch's start, so a
-    resumed run freezes them again."""
+    resumed run freezes them again.
+
+    Under DDP they keep `requires_grad` (DDP expects a gradient for every parameter that had
+    one when it wrapped the model) and their gradients are dropped after each backward pass:
+    the optimizer then leaves them as they are."""
 
     def __init__(self, names: Sequence[str], after_epochs: int) -> None:
         self.names = list(names)
         self.after_epochs = after_epochs
+        self.dropped_gradients: list = []
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # A misspelt name fails at the start, not epochs into the run.
@@ -30,7 +35,14 @@ class FreezeParameters(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.current_epoch < self.after_epochs:
             return
-        parameters = dict(pl_module.named_parameters())
-        for name in self.names:
-            parameters[name].requires_grad_(False)
-            parameters[name].grad = None
+        parameters = [dict(pl_module.named_parameters())[name] for name in self.names]
+        if trainer.world_size > 1:
+            self.dropped_gradients = parameters
+            return
+        for parameter in parameters:
+            parameter.requires_grad_(False)
+            parameter.grad = None
+
+    def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for parameter in self.dropped_gradients:
+            parameter.grad = None

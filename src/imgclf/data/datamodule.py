@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from imgclf.data import sources
@@ -310,6 +311,7 @@ class ImageDataModule(LightningDataModule):
             current_epoch=lambda: trainer.current_epoch if trainer else 0,
             mirror_alternately=training and self.batch_augment.flips_alternately,
             balanced=training and self.sampler == "balanced",
+            equal_shares=training,
         )
 
     def file_loader(self, split: str) -> DataLoader:
@@ -326,9 +328,16 @@ class ImageDataModule(LightningDataModule):
             data.paths, data.labels, transform, self.in_channels, self.cache_mode == "disk"
         )
         sampler = None
+        world_size = self.trainer.world_size if self.trainer else 1
         if training and self.sampler == "balanced":
             weights = balanced_sample_weights(data.labels)
             sampler = WeightedRandomSampler(weights, len(data), replacement=True)
+        elif not training and world_size > 1:
+            # Lightning's DistributedSampler would pad the ranks' shares to equal length by
+            # repeating images, which would then count twice: this one splits them exactly.
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
+            )
         workers = self.worker_count()
         on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return DataLoader(
@@ -336,7 +345,8 @@ class ImageDataModule(LightningDataModule):
             batch_size=self.batch_size,
             shuffle=training and sampler is None,
             sampler=sampler,
-            drop_last=training and len(data) > self.batch_size,
+            # A share smaller than one batch still trains on it: dropping it trains nothing.
+            drop_last=training and len(data) // world_size > self.batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=on_gpu,

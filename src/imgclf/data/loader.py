@@ -14,8 +14,10 @@ class InMemoryBatches:
     Each epoch reshuffles with a generator seeded by (seed, epoch), so runs with the same seed
     see the same order, and a run resumed from a checkpoint sees the order the uninterrupted
     run would have; `current_epoch` tells the epoch (the trainer's) when iteration starts.
-    Under DDP each rank takes every `world_size`-th example of the shared permutation, trimmed
-    so that all ranks run the same number of steps.
+    Under DDP each rank takes every `world_size`-th example of the shared permutation. For
+    training (`equal_shares`) the shares are trimmed so that all ranks run the same number of
+    steps, as gradient synchronisation needs; for evaluation every example is kept, so each
+    is counted exactly once (a rank may then run one batch fewer, which evaluation allows).
 
     With `balanced` an epoch draws as many examples as the split holds, with replacement and
     every class equally likely (`data.sampler=balanced`).
@@ -36,6 +38,7 @@ class InMemoryBatches:
         current_epoch: Callable[[], int] = lambda: 0,
         mirror_alternately: bool = False,
         balanced: bool = False,
+        equal_shares: bool = True,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
@@ -47,13 +50,17 @@ class InMemoryBatches:
         self.current_epoch = current_epoch
         self.mirror_alternately = mirror_alternately
         self.balanced = balanced
+        self.equal_shares = equal_shares
 
     def _examples_per_rank(self) -> int:
-        return len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
+        if self.equal_shares:
+            return len(self.data) // self.world_size
+        return len(range(self.rank, len(self.data), self.world_size))
 
     def __len__(self) -> int:
         examples = self._examples_per_rank()
-        if self.drop_last:
+        # A share smaller than one batch still trains on it: dropping it would train nothing.
+        if self.drop_last and examples >= self.batch_size:
             return examples // self.batch_size
         return -(-examples // self.batch_size)
 

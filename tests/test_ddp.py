@@ -1,0 +1,93 @@
+"""DDP on two CPU processes (trainer=ddp_cpu): every validation and test image is counted
+exactly once, a rank whose share is smaller than a batch still trains, and parameters frozen
+or thawed mid-run train under DDP (their gradients are dropped, not their requires_grad)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_pretrained import random_weights
+
+from cli import run_train
+from dataset_files import write_image_folder
+
+
+@pytest.fixture(scope="module")
+def odd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """21 training and 7 test images (3 + 2 + 2): shares that do not divide by 2."""
+    root = tmp_path_factory.mktemp("odd")
+    write_image_folder(root / "train", per_class=7)
+    for name, count in (("cat", 3), ("dog", 2), ("fox", 2)):
+        write_image_folder(root / "test", classes=(name,), per_class=count)
+    return root
+
+
+@pytest.mark.parametrize("cache", ["ram", "none"])  # the two data paths
+def test_ddp_counts_every_test_image_once_and_trains_small_shares(
+    cache: str, odd_folder: Path, tmp_path: Path
+) -> None:
+    result = run_train(
+        "trainer=ddp_cpu", "data=image_folder", f"data.data_dir={odd_folder}",
+        "data.image_size=32", f"data.cache={cache}", "data.num_workers=0",
+        "data.batch_size=16", "trainer.max_epochs=1", "callbacks=default",
+        "callbacks.gradcam=null", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "classification_report.json").read_text())
+    assert report["support"] == 7
+    assert {name: row["support"] for name, row in report["classes"].items()} == {
+        "cat": 3, "dog": 2, "fox": 2,
+    }  # fmt: skip
+    # About 19 training images after validation's share: under one batch of 16 a rank, which
+    # trained nothing before (a run that trains nothing now fails instead of exiting 0).
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_a_run_that_trains_no_step_fails_before_testing(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    result = run_train(
+        "trainer.limit_train_batches=0", "callbacks=minimal", "data.download=false",
+        f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no training step ran: check trainer.limit_train_batches" in result.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_speedrun_freezes_its_whitening_bias_under_ddp_and_keeps_last_ckpt(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    """Freezing mid-run by `requires_grad` made DDP stop with an unused-parameter error."""
+    result = run_train(
+        "experiment=cifar10_speedrun", "trainer=ddp_cpu", "trainer.max_epochs=3",
+        "callbacks.freeze_whitening_bias.after_epochs=1", "data.download=false",
+        f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # resume= needs it
+    first = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["epoch"] == 2
+
+
+def test_a_frozen_backbone_stays_exactly_as_loaded_under_ddp_then_trains(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    weights = random_weights("timm", "resnet18")
+    torch.save(weights, tmp_path / "resnet18.pth")
+    result = run_train(
+        "trainer=ddp_cpu", "model=timm", f"model.pretrained={tmp_path / 'resnet18.pth'}",
+        "model.finetune.freeze_epochs=1", "trainer.max_epochs=2", "data=mnist",
+        "data.download=false", "data.batch_size=16", "callbacks=minimal",
+        "+callbacks.model_checkpoint.save_top_k=-1", "callbacks.model_checkpoint.monitor=null",
+        f"hydra.run.dir={tmp_path / 'run'}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    frozen = torch.load(checkpoints / "epoch_000.ckpt", weights_only=True)["state_dict"]
+    thawed = torch.load(checkpoints / "epoch_001.ckpt", weights_only=True)["state_dict"]
+    # Grey MNIST: the stem was adapted; everything after it is the file's.
+    for key in ("layer1.0.conv1.weight", "layer4.1.bn2.running_mean", "bn1.weight"):
+        assert torch.equal(frozen[f"net.{key}"], weights[key]), key
+        assert not torch.equal(thawed[f"net.{key}"], weights[key]), key
