@@ -15,7 +15,7 @@ from PIL import Image
 from imgclf.checkpoints import load_checkpoint
 
 from cli import run_script
-from conftest import REAL_DATA_DIR, require_real_data
+from conftest import REAL_DATA_DIR, finished_run, require_real_data
 from dataset_files import write_image_folder
 
 
@@ -203,13 +203,12 @@ def test_exports_run_without_imgclf_like_the_pytorch_model(
 def test_eval_of_a_class_subset_model_tests_on_those_classes(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
-    trained = run_script(
-        "train.py", "data.download=false", "data.classes=[dog,cat]", "data.batch_size=8",
-        "trainer.max_epochs=1", "trainer.limit_train_batches=2", "callbacks=minimal",
-        "trainer=cpu", f"hydra.run.dir={tmp_path / 'run'}", data_dir=fixture_data_dir,
+    run_dir, _ = finished_run(
+        tmp_path / "run", fixture_data_dir,
+        "data.download=false", "data.classes=[dog,cat]", "data.batch_size=8",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=2", "callbacks=minimal", "trainer=cpu",
     )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
     result = run_script(
         "scripts/eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}",
         data_dir=fixture_data_dir,

@@ -9,6 +9,7 @@ from torch import nn
 from imgclf.callbacks.examples import ExamplePicker, ExamplePickingCallback
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
+from imgclf.data.pixels import unit_range
 
 
 def convolutions(network: nn.Module) -> list[nn.Conv2d]:
@@ -37,8 +38,7 @@ def gradcam_heatmaps(model: nn.Module, pixels: torch.Tensor, classes: torch.Tens
         torch.enable_grad(),
         torch.autocast(pixels.device.type, enabled=False),
     ):
-        scale = 1 / 255 if pixels.dtype == torch.uint8 else 1.0
-        inputs = (pixels.clone().float() * scale).requires_grad_(True)
+        inputs = unit_range(pixels).clone().requires_grad_(True)
         cams = LayerGradCam(model, layer).attribute(
             inputs, target=classes.clone().tolist(), relu_attributions=True
         )

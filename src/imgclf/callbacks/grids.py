@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from imgclf.data.pixels import unit_range
+
 
 def as_displayable(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [0, 1] or uint8 to (N, H, W, C) floats for imshow; grey stays 2-D."""
-    if images.dtype == torch.uint8:
-        images = images.float() / 255
-    array = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+    array = unit_range(images.detach()).cpu().permute(0, 2, 3, 1).numpy()
     return array[..., 0] if array.shape[-1] == 1 else array
 
 

@@ -16,6 +16,11 @@ def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.stack(means).float(), torch.stack(stds).float()
 
 
+def unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """Raw pixels (uint8 in [0, 255], or float already in [0, 1]) as float in [0, 1]."""
+    return pixels.float() / 255 if pixels.dtype == torch.uint8 else pixels.float()
+
+
 class PixelNormalisation(nn.Module):
     """Raw pixels (uint8 in [0, 255], or float in [0, 1] as torchvision's ToDtype makes them)
     to zero mean and unit variance per channel. The statistics are buffers: a model's
@@ -33,6 +38,6 @@ class PixelNormalisation(nn.Module):
         self.std.copy_(torch.as_tensor(std))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        # One multiply-add: (pixels * scale - mean) / std.
+        # One multiply-add, not unit_range then two more passes: (pixels * scale - mean) / std.
         scale = (1 / 255 if pixels.dtype == torch.uint8 else 1.0) / self.std[:, None, None]
         return pixels.float() * scale - (self.mean / self.std)[:, None, None]
