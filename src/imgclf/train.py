@@ -22,7 +22,7 @@ from imgclf.sweeps import in_multirun, record_failure
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 # 128 + SIGTERM, the status a shell reports for a process SIGTERM ended.
 TERMINATED_EXIT_CODE = 143
 
