@@ -51,10 +51,11 @@ ALLOWED_TARGETS = frozenset(
         "imgclf.callbacks.PredictionGridCallback",
         "imgclf.callbacks.RunReportCallback",
         "imgclf.callbacks.StartupTimer",
-        # Hydra's own: the sweep summary, the Optuna sweeper and its sampler
+        # Sweeps: their summary, imgclf's Optuna sweeper and its samplers
         "imgclf.sweeps.SweepSummaryCallback",
-        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+        "hydra_plugins.imgclf_optuna_sweeper.OptunaSweeper",
         "optuna.samplers.TPESampler",
+        "optuna.samplers.RandomSampler",
     }
 )
 

@@ -115,7 +115,12 @@ def run(cfg: DictConfig) -> float | None:
         with user_errors_reported():
             metrics = train(cfg)
     except (Exception, SystemExit) as error:
-        if not in_multirun():
+        # SIGTERM and Ctrl-C (Lightning exits 1 after a KeyboardInterrupt) stop the whole
+        # sweep, as the scheduler or the user means them to: they are not a failed job.
+        stopped = isinstance(error, SystemExit) and (
+            error.code == TERMINATED_EXIT_CODE or isinstance(error.__context__, KeyboardInterrupt)
+        )
+        if not in_multirun() or stopped:
             raise
         # A user error arrives as the SystemExit that reported it; the error is its context.
         cause = error.__context__ if isinstance(error, SystemExit) else error
