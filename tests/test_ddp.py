@@ -1,13 +1,20 @@
 """DDP on two CPU processes (trainer=ddp_cpu): every validation and test image is counted
 exactly once, a rank whose share is smaller than a batch still trains, and parameters frozen
-or thawed mid-run train under DDP (their gradients are dropped, not their requires_grad)."""
+or thawed mid-run train under DDP (their gradients are dropped, not their requires_grad), and
+a resumed rank gets back its own random state."""
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from test_pretrained import random_weights
+
+from imgclf import random_states
 
 from cli import run_train
 from dataset_files import write_image_folder
@@ -91,3 +98,33 @@ def test_a_frozen_backbone_stays_exactly_as_loaded_under_ddp_then_trains(
     for key in ("layer1.0.conv1.weight", "layer4.1.bn2.running_mean", "bn1.weight"):
         assert torch.equal(frozen[f"net.{key}"], weights[key]), key
         assert not torch.equal(thawed[f"net.{key}"], weights[key]), key
+
+
+def save_and_resume_random_states(rank: int, world_size: int, port: int, path: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    torch.manual_seed(100 + rank)  # each rank's stream differs (its augmentation, its dropout)
+    states = random_states.capture()  # on every rank; rank 0 writes the checkpoint
+    if rank == 0:
+        torch.save({"rng_states": states}, path)
+    expected = torch.rand(5)  # what this rank would have drawn next
+    dist.barrier()
+
+    torch.manual_seed(0)  # the resumed process
+    random_states.restore(torch.load(path, weights_only=True)["rng_states"])
+    assert torch.equal(torch.rand(5), expected), f"rank {rank} did not get its own state back"
+    dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_each_rank_resumes_with_its_own_random_state(tmp_path: Path) -> None:
+    mp.spawn(
+        save_and_resume_random_states,
+        args=(2, free_port(), str(tmp_path / "last.ckpt")),
+        nprocs=2,
+    )

@@ -19,6 +19,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from imgclf import random_states
 from imgclf.callbacks.finetune import FreezeBackbone
 from imgclf.checkpoint_io import read_checkpoint
 from imgclf.data.balance import inverse_frequency_weights
@@ -346,11 +347,7 @@ class ImageClassifier(LightningModule):
         return self.shared_step(batch, "test")[1]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Augmentation and dropout draw from torch's global generators; with their state a
-        # run resumed from this checkpoint continues exactly as the uninterrupted run would.
-        checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng_states"] = random_states.capture()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "normalisation.mean" not in checkpoint["state_dict"]:
@@ -358,11 +355,8 @@ class ImageClassifier(LightningModule):
                 "the checkpoint was written by imgclf 0.2 or earlier, whose models did not "
                 "hold their own normalisation; start the run again with this version"
             )
-        states = checkpoint.get("rng_states", {})
-        if "cpu" in states:
-            torch.set_rng_state(states["cpu"])
-        if "cuda" in states and torch.cuda.device_count() == len(states["cuda"]):
-            torch.cuda.set_rng_state_all(states["cuda"])
+        if "rng_states" in checkpoint:
+            random_states.restore(checkpoint["rng_states"])
 
     @property
     def fine_tuning(self) -> bool:
