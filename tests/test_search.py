@@ -49,6 +49,18 @@ def test_a_searched_key_the_model_lacks_is_one_message_before_any_trial(tmp_path
     assert not [path for path in tmp_path.glob("*") if path.is_dir()]
 
 
+def test_a_model_without_a_search_space_is_told_how_to_give_one(tmp_path: Path) -> None:
+    own = tmp_path / "my_conf" / "model"
+    own.mkdir(parents=True)
+    (own / "tiny_cnn.yaml").write_text("defaults:\n  - simple_cnn\n  - _self_\n")
+    result = run_train(
+        "--config-dir", str(tmp_path / "my_conf"), *TRIAL, "model=tiny_cnn",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", data_dir=require_real_data("MNIST/raw"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "nothing to search: model=tiny_cnn has no search_space/tiny_cnn.yaml" in result.stderr
+
+
 def test_trials_stopped_from_outside_or_asked_too_many_leave_their_slots_free() -> None:
     study = optuna.create_study()
     for trial in (

@@ -39,7 +39,7 @@ class OptunaSweeper(Sweeper):
         self.n_jobs = n_jobs
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
-        self.params = params or {}
+        self.params = params
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -68,8 +68,15 @@ class OptunaSweeper(Sweeper):
         if self.n_trials < 1 or self.n_jobs < 1:
             raise UserError("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be at least 1")
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        params = [f"{key}={value}" for key, value in self.params.items()]
+        params = [f"{key}={value}" for key, value in (self.params or {}).items()]
         space, fixed = search.search_space(parser.parse_overrides([*params, *arguments]))
+        if not space:
+            model = self.config.hydra.runtime.choices.get("model")
+            raise UserError(
+                f"nothing to search: model={model} has no search_space/{model}.yaml. Add one "
+                "to a config folder of yours (--config-dir), or name the keys to search on the "
+                "command line, e.g. optimizer.lr='tag(log, interval(1e-4, 1e-2))'"
+            )
         self.refuse_unknown_keys(space)
         study = search.open_study(
             self.storage, self.study_name, self.direction, self.sampler,
@@ -120,8 +127,8 @@ class OptunaSweeper(Sweeper):
             model = self.config.hydra.runtime.choices.get("model")
             raise UserError(
                 f"hydra.sweeper.params searches {', '.join(missing)}, which this config "
-                f"(model={model}) does not have. Search the model's own keys, e.g. from "
-                "imgclf/conf/hparams_search/space/, or prefix a new key with +."
+                f"(model={model}) does not have. Search the model's own keys (its "
+                f"search_space/{model}.yaml lists some), or prefix a new key with +."
             )
 
     def write_results(self, study: Any, sweep_dir: Path) -> None:
