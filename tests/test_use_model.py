@@ -100,7 +100,8 @@ def test_predict_classifies_every_readable_image_and_names_the_corrupt_one(
         assert row["predicted"] in classes
         assert 0.1 <= float(row["confidence"]) <= 1.0  # the top of 10 probabilities
         assert len(row["top_3"].split("; ")) == 3
-    assert "predicted" in result.stdout and Path(rows[0]["file"]).name in result.stdout
+    shown = Path(rows[0]["file"]).relative_to(folder)  # named from the inputs' folder
+    assert "predicted" in result.stdout and f" {shown} " in result.stdout
     assert Image.open(output / "predictions.png").size[0] > 200
 
 

@@ -4,6 +4,7 @@ the user's own images with a trained model."""
 import csv
 import glob
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -104,12 +105,16 @@ def write_predictions(
 
 
 def print_table(rows: list[dict]) -> None:
-    table = Table(title="Predictions")
+    """The predictions, files named from their common folder (predictions.csv has full paths)."""
+    files = [Path(row["file"]) for row in rows]
+    root = Path(os.path.commonpath(files)) if len(files) > 1 else files[0].parent
+    table = Table(title=f"Predictions for {root}")
     for column in rows[0]:
         table.add_column(column, overflow="fold")
-    for row in rows:
+    for file, row in zip(files, rows, strict=True):
+        values = {**row, "file": str(file.relative_to(root))}
         table.add_row(
-            *(f"{value:.1%}" if isinstance(value, float) else value for value in row.values())
+            *(f"{value:.1%}" if isinstance(value, float) else value for value in values.values())
         )
     Console(width=160).print(table)
 
