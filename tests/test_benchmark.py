@@ -1,9 +1,16 @@
-"""The overhead benchmark runs both paths on the configured data and reports their ratio."""
+"""The overhead benchmark runs both paths on the configured data and reports their ratio, and
+the work of a training image against the device's peak."""
 
 import re
 from pathlib import Path
 
+import torch
+from hydra.utils import instantiate
+
+from imgclf.flops import training_flops_per_image
+
 from cli import run_script
+from conftest import compose_train_config
 
 
 def test_benchmark_times_both_paths_and_ends_with_the_ratio(
@@ -21,6 +28,9 @@ def test_benchmark_times_both_paths_and_ends_with_the_ratio(
     assert 0.3 < ratio < 3  # same work on both paths: far from either extreme
     assert any(re.match(r"plain PyTorch loop: [\d,]+ images/s", line) for line in lines)
     assert any(re.match(r"data pipeline share of a plain step: [\d.]+%", line) for line in lines)
+    assert any(
+        re.match(r"imgclf Trainer: [\d,]+ GFLOP/s, \d+% of that peak", line) for line in lines
+    )
 
 
 def test_benchmark_longer_than_an_epoch_says_what_to_lower(
@@ -34,3 +44,25 @@ def test_benchmark_longer_than_an_epoch_says_what_to_lower(
     assert "benchmark.warmup_steps + benchmark.steps = 105 is more than the 5 batches" in (
         result.stderr
     )
+
+
+def test_the_work_of_a_training_image_is_counted_layer_by_layer(tmp_path: Path) -> None:
+    """simple_cnn on MNIST, counted by hand: multiply-adds of each layer at its map size."""
+    cfg = compose_train_config(["model=simple_cnn", "data=mnist"], tmp_path)
+    model = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    first_conv = 1 * 32 * 9 * 28 * 28
+    forward_macs = (
+        first_conv
+        + 32 * 32 * 9 * 28 * 28  # the second conv, then pooling to 14 px
+        + 32 * 64 * 9 * 14 * 14
+        + 64 * 64 * 9 * 14 * 14  # then pooling to 7 px
+        + 64 * 7 * 7 * 512
+        + 512 * 10
+    )
+    # Backward: a gradient for each layer's weights and for its input, except the first
+    # layer's input (the images need none).
+    expected = 2 * (3 * forward_macs - first_conv)
+    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    assert training_flops_per_image(model, images, torch.tensor([0, 1, 2, 3])) == expected

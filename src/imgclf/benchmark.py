@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict
 from imgclf.config import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
+from imgclf.flops import matmul_peak, training_flops_per_image
 from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
@@ -126,6 +127,30 @@ def trainer_round(
     return timer.ended - timer.started
 
 
+def print_compute_share(
+    model: ImageClassifier,
+    datamodule: ImageDataModule,
+    precision: str,
+    device: torch.device,
+    images_per_second: float,
+) -> None:
+    """The work of a training image and the share of the device's matmul peak the Trainer
+    reaches: near the peak, only a recipe doing less work is faster."""
+    images, labels = next(iter(datamodule.loader("train")))
+    images, labels = images.to(device), labels.to(device)
+    if datamodule.in_memory:
+        images = datamodule.batch_augment(images)
+    flops = training_flops_per_image(copy.deepcopy(model).to(device).train(), images, labels)
+    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(
+        precision.split("-")[0], torch.float32
+    )
+    peak = matmul_peak(device, dtype)
+    print(f"training work per image: {flops / 1e9:.3f} GFLOP (forward and backward)")
+    print(f"{dtype} matmul peak of this device: {peak / 1e9:,.0f} GFLOP/s")
+    achieved = images_per_second * flops
+    print(f"imgclf Trainer: {achieved / 1e9:,.0f} GFLOP/s, {achieved / peak:.0%} of that peak")
+
+
 def benchmark(cfg: DictConfig) -> float:
     validate(cfg)
     keep_freed_memory()
@@ -179,6 +204,7 @@ def benchmark(cfg: DictConfig) -> float:
     print(f"plain PyTorch loop: {images / plain_median:,.0f} images/s")
     print(f"imgclf Trainer:     {images / framework_median:,.0f} images/s")
     print(f"data pipeline share of a plain step: {statistics.median(data) / plain_median:.1%}")
+    print_compute_share(template, datamodule, precision, device, images / framework_median)
     print(f"trainer/plain time ratio: {ratio:.2f}")
     return ratio
 
