@@ -1,6 +1,7 @@
 """Optuna search through imgclf's sweeper: a search space per model, studies kept in a
 database that a stopped sweep continues and several workers share."""
 
+import multiprocessing
 import signal
 import subprocess
 import time
@@ -77,6 +78,19 @@ def test_trials_stopped_from_outside_or_asked_too_many_leave_their_slots_free() 
     claimed = search.claim_trial(study, 4, {})
     assert claimed is not None and claimed.number == 4
     assert search.claim_trial(study, 4, {}) is None
+
+
+def open_shared_study(url: str) -> None:
+    search.open_study(url, "shared", "maximize", optuna.samplers.RandomSampler(), 60, None)
+
+
+def test_workers_opening_a_new_database_at_once_all_get_the_study(tmp_path: Path) -> None:
+    """They race to create its tables and record its schema version; losers retry."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        for attempt in range(4):
+            url = f"sqlite:///{tmp_path / f'study{attempt}.db'}"
+            pool.map(open_shared_study, [url] * 6)  # raises what any worker raised
 
 
 def study_options(database: Path, n_trials: int) -> list[str]:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import optuna
+import sqlalchemy
 from hydra.core.override_parser.types import (
     ChoiceSweep,
     IntervalSweep,
@@ -141,9 +142,10 @@ def rdb_storage(
                     url, heartbeat_interval=heartbeat_interval, grace_period=grace_period
                 )
         except Exception as error:  # SQLAlchemy's URL and connection errors
-            # Workers started together race to create a new database's tables; the loser
-            # finds them made a moment later.
-            if "already exists" not in str(error) or attempt + 1 == attempts:
+            # Workers started together race to create a new database's tables and record its
+            # schema version (the loser's insert fails); a moment later they are there.
+            raced = isinstance(error, sqlalchemy.exc.DBAPIError)
+            if not raced or attempt + 1 == attempts:
                 raise UserError(
                     f"hydra.sweeper.storage={url} cannot be opened ({error}). Give a database "
                     "URL: sqlite:///optuna.db for a file here, postgresql://user@host/db or "
