@@ -62,6 +62,19 @@ def test_experiment_preset_overrides_groups(tmp_path: Path) -> None:
     assert cfg.trainer.max_epochs == 3
 
 
+def test_a_model_s_recipe_for_a_dataset_applies_only_to_that_pair(tmp_path: Path) -> None:
+    recipe = compose_train_config(["data=mnist"], tmp_path)  # deep_cnn: recipe/deep_cnn_mnist
+    assert list(recipe.model.net.widths) == [32, 64, 128]
+    assert recipe.model.translate_test_time and recipe.trainer.max_epochs == 5
+    other_model = compose_train_config(["data=mnist", "model=simple_cnn"], tmp_path)
+    assert list(other_model.model.net.widths) == [32, 64]  # simple_cnn's own
+    assert not other_model.model.translate_test_time and other_model.trainer.max_epochs == 6
+    other_data = compose_train_config(["data=cifar10"], tmp_path)
+    assert list(other_data.model.net.widths) == [64, 128, 256]
+    overridden = compose_train_config(["data=mnist", "trainer.max_epochs=2"], tmp_path)
+    assert overridden.trainer.max_epochs == 2  # the command line still wins
+
+
 @pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 7])
 def test_one_cycle_schedule_survives_very_short_runs(total_steps: int) -> None:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
