@@ -19,18 +19,13 @@ from omegaconf import DictConfig, open_dict
 from imgclf.config import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.flops import matmul_peak, training_flops_per_image
+from imgclf.flops import matmul_peak, synchronize, training_flops_per_image
 from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
 from imgclf.train import CONFIG_DIR, build_trainer
 
 log = logging.getLogger(__name__)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def autocast_for(precision: str, device: torch.device) -> Any:

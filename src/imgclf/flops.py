@@ -10,6 +10,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from imgclf.module import ImageClassifier
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock reading means it is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def training_flops_per_image(
     model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor
 ) -> float:
@@ -26,11 +32,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 4096) -> f
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     best = float("inf")
     for _ in range(6):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best

@@ -25,7 +25,7 @@ def capture() -> list[dict[str, Any]]:
     state: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
-    rank, world_size = world()
+    _, world_size = world()
     if world_size == 1:
         return [state]
     states: list[Any] = [None] * world_size
