@@ -68,6 +68,7 @@ def plain_round(
         images, labels = images.to(device, non_blocking=True), labels.to(device)
         if datamodule.in_memory:
             images = datamodule.batch_augment(images)
+        images, labels = datamodule.batch_mix(images, labels)
         synchronize(device)
         data_seconds += time.perf_counter() - data_started
         with autocast_for(precision, device):

@@ -19,6 +19,7 @@ from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
 from imgclf.targets import ALLOWED_TARGETS, target_problems
+from imgclf.tune import lr_find_problem
 
 # Everything Lightning accepts, and ours.
 PRECISIONS = {"auto"} | {
@@ -48,11 +49,18 @@ def model_label(choice: str, name: str | None) -> str:
     return f"{choice}-{name}" if name else choice
 
 
+def absolute_path(path: str) -> str:
+    """`${imgclf_absolute_path:outputs}`: a path that means the same from any folder, for
+    what is stored for later (MLflow's artifact location)."""
+    return str(Path(path).expanduser().resolve())
+
+
 RESOLVERS = {
     "imgclf_folder_class_count": folder_class_count,
     "imgclf_csv_class_count": csv_class_count,
     "imgclf_subset_size": subset_size,
     "imgclf_model_label": model_label,
+    "imgclf_absolute_path": absolute_path,
     # `${imgclf_pretrained_image_size:<net _target_>,<model.name>,<default>}`: image files are
     # read at a timm/torchvision network's pretrained input size (and crop), else the default.
     "imgclf_pretrained_image_size": pretrained_image_size,
@@ -106,6 +114,19 @@ RULES: list[Rule] = [
     ),
     ("data.crop_fraction", lambda v: is_number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
     ("data.augment.policy", lambda v: v in POLICIES, f"one of {', '.join(POLICIES)}"),
+    *[
+        (
+            f"data.augment.{mix}",
+            lambda v: is_number(v) and v >= 0,
+            "an alpha >= 0, e.g. 0.2 (0: off)",
+        )
+        for mix in ("mixup", "cutmix")
+    ],
+    (
+        "callbacks.ema.decay",
+        lambda v: v is None or (is_number(v) and 0 < v < 1),
+        "a decay in (0, 1), e.g. 0.999, or null for no EMA",
+    ),
     ("data.augment.erasing", lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
     (
         "data.classes",
@@ -177,7 +198,8 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=missing)
         if value is not missing and not is_valid(value):
             problems.append(f"{key}={value} is not allowed: use {allowed}")
-    problems += [problem for problem in (device_problem(cfg), optimizer_problem(cfg)) if problem]
+    checks = (device_problem(cfg), optimizer_problem(cfg), lr_find_problem(cfg))
+    problems += [problem for problem in checks if problem]
     problems += target_problems(cfg)
     if problems:
         raise UserError("invalid configuration:\n  " + "\n  ".join(problems))

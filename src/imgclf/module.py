@@ -266,10 +266,13 @@ class ImageClassifier(LightningModule):
     def shared_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, StepOutput]:
         loss, logits, targets = self.model_step(batch)
         preds = logits.argmax(dim=1)
+        # Mixed training batches (MixUp, CutMix) bring soft targets, which the loss takes as
+        # they are; accuracy counts the class with the larger share.
+        labels = targets.argmax(dim=1) if targets.ndim == 2 else targets
         # update(), not a call: a call also computes each batch's value, which only
         # per-step logging would use; these are logged per epoch.
         self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(targets))
-        self.metrics[f"{stage}_acc"].update(preds, targets)
+        self.metrics[f"{stage}_acc"].update(preds, labels)
         for name in ("loss", "acc"):
             metric = self.metrics[f"{stage}_{name}"]
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)

@@ -35,6 +35,7 @@ ALLOWED_TARGETS = frozenset(
         "lightning.pytorch.Trainer",
         "lightning.pytorch.loggers.TensorBoardLogger",
         "lightning.pytorch.loggers.CSVLogger",
+        "lightning.pytorch.loggers.MLFlowLogger",
         "lightning.pytorch.callbacks.ModelCheckpoint",
         "lightning.pytorch.callbacks.LearningRateMonitor",
         "lightning.pytorch.callbacks.EarlyStopping",
@@ -51,6 +52,7 @@ ALLOWED_TARGETS = frozenset(
         "imgclf.callbacks.PredictionGridCallback",
         "imgclf.callbacks.RunReportCallback",
         "imgclf.callbacks.StartupTimer",
+        "imgclf.callbacks.weight_ema",
         # Sweeps: their summary, imgclf's Optuna sweeper and its samplers
         "imgclf.sweeps.SweepSummaryCallback",
         "hydra_plugins.imgclf_optuna_sweeper.OptunaSweeper",

@@ -19,6 +19,8 @@ from imgclf.memory import keep_freed_memory
 from imgclf.precision import resolve_precision
 from imgclf.resume import checkpoint_step, resume_arguments
 from imgclf.sweeps import in_multirun, record_failure
+from imgclf.tracking import log_config, log_run_files
+from imgclf.tune import SUGGESTION, find_learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,15 @@ TERMINATED_EXIT_CODE = 143
 
 
 def instantiate_group(group: DictConfig | None, **tensorboard_options: object) -> list:
-    """Callbacks and loggers: each entry with a `_target_`; `null` entries are switched off.
+    """Callbacks and loggers: each entry with a `_target_`; `null` entries, and those whose
+    settings build nothing (`callbacks.ema.decay: null`), are switched off.
     `tensorboard_options` go to TensorBoard loggers only."""
-    return [
+    built = [
         instantiate(entry, **(tensorboard_options if "TensorBoard" in entry._target_ else {}))
         for entry in (group or {}).values()
         if entry and "_target_" in entry
     ]
+    return [item for item in built if item is not None]
 
 
 def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
@@ -47,6 +51,12 @@ def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
         callbacks=instantiate_group(cfg.get("callbacks")),
         logger=instantiate_group(cfg.get("logger"), **purge) or False,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
+    )
+
+
+def build_model(cfg: DictConfig) -> L.LightningModule:
+    return instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
     )
 
 
@@ -65,10 +75,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
-    model = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    model = build_model(cfg)
     trainer = build_trainer(cfg, resume_from=cfg.get("ckpt_path"))
+    log_config(trainer, cfg)
+
+    tuned = {}
+    if cfg.get("tune"):
+        suggestion = find_learning_rate(trainer, model, datamodule, cfg)
+        tuned = {SUGGESTION: suggestion}
+        if not cfg.tune.apply:
+            metrics = {**tuned, "seconds": round(time.perf_counter() - started, 1)}
+            write_metrics(trainer, cfg.paths.output_dir, metrics)
+            return metrics
+        # The run then is the one `optimizer.lr=<suggestion>` would start: same seed, same
+        # initial weights, and a checkpoint that records the rate it trained with.
+        cfg.optimizer.lr = suggestion
+        L.seed_everything(cfg.seed, workers=True)
+        model = build_model(cfg)
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
@@ -98,11 +121,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
         metrics["best_checkpoint"] = best_path
 
-    metrics["epochs"] = trainer.current_epoch
+    metrics.update(tuned, epochs=trainer.current_epoch)
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     write_metrics(trainer, cfg.paths.output_dir, metrics)
     if trainer.is_global_zero:
         log_hyperparameters(trainer, cfg, metrics)
+        log_run_files(trainer, cfg.paths.output_dir, metrics.get("best_checkpoint"))
     return metrics
 
 

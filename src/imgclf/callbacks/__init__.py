@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 from imgclf.callbacks.confusion import ConfusionMatrixCallback  # noqa: E402
 from imgclf.callbacks.curves import LearningCurvesCallback  # noqa: E402
 from imgclf.callbacks.divergence import DivergenceGuard  # noqa: E402
+from imgclf.callbacks.ema import WeightEMA, weight_ema  # noqa: E402
 from imgclf.callbacks.exploration import DataExplorationCallback  # noqa: E402
 from imgclf.callbacks.filters import FirstLayerFiltersCallback  # noqa: E402
 from imgclf.callbacks.freeze import FreezeParameters  # noqa: E402
@@ -31,4 +32,6 @@ __all__ = [
     "PredictionGridCallback",
     "RunReportCallback",
     "StartupTimer",
+    "WeightEMA",
+    "weight_ema",
 ]

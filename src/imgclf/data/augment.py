@@ -13,7 +13,8 @@ def check_padding_mode(padding_mode: str) -> None:
 
 class BatchAugment:
     """Random translation (a crop of the image padded by `crop_padding` pixels, borders
-    zero or reflected), horizontal flip and cutout, each drawn independently per image.
+    zero or reflected), horizontal flip and cutout, each drawn independently per image;
+    `mixup` and `cutmix` (alphas, 0: off) then mix images and labels (`imgclf.data.mix`).
 
     With `alternate_flips` the flip is not drawn here: the loader mirrors each image in every
     other epoch instead (`InMemoryBatches`), so over two epochs every image is seen both ways;
@@ -27,6 +28,8 @@ class BatchAugment:
         padding_mode: str = "zeros",
         cutout: int = 0,
         alternate_flips: bool = False,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
     ) -> None:
         if crop_padding < 0 or cutout < 0:
             raise ValueError(f"crop_padding and cutout must be >= 0, got {crop_padding}, {cutout}")
@@ -36,6 +39,9 @@ class BatchAugment:
         self.padding_mode = padding_mode
         self.cutout = cutout
         self.alternate_flips = alternate_flips
+        # Batch mixing's alphas: applied with the labels by the data module (`BatchMix`).
+        self.mixup = mixup
+        self.cutmix = cutmix
 
     @property
     def flips_alternately(self) -> bool:

@@ -19,6 +19,7 @@ from imgclf.data.balance import SAMPLERS, balanced_sample_weights
 from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode, map_files, read_view
 from imgclf.data.file_dataset import ImageFileDataset
 from imgclf.data.loader import InMemoryBatches
+from imgclf.data.mix import BatchMix
 from imgclf.data.pixels import channel_statistics
 from imgclf.data.splits import (
     DatasetSplits,
@@ -97,6 +98,7 @@ class ImageDataModule(LightningDataModule):
         self.batch_augment = (
             self.augment.batched() if isinstance(self.augment, ImageAugment) else self.augment
         )
+        self.batch_mix = BatchMix(num_classes, self.augment.mixup, self.augment.cutmix)
         # As strings: `data.classes=[3,5]` names MNIST's digit classes "3" and "5".
         self.classes = [str(name) for name in classes] if classes else None
         self.cache = cache
@@ -363,9 +365,12 @@ class ImageDataModule(LightningDataModule):
         return self.loader("test")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):  # noqa: ANN001, ANN201
-        """In-memory training batches are augmented here, on the device, as a whole. Batches
-        stay raw pixels: the model normalises them itself."""
+        """In-memory training batches are augmented here, on the device, as a whole, and any
+        training batch is mixed (MixUp, CutMix). Batches stay raw pixels: the model normalises
+        them itself."""
         images, labels = batch
-        if self.trainer is not None and self.trainer.training and self.in_memory:
-            images = self.batch_augment(images)
+        if self.trainer is not None and self.trainer.training:
+            if self.in_memory:
+                images = self.batch_augment(images)
+            images, labels = self.batch_mix(images, labels)
         return images, labels

@@ -27,7 +27,8 @@ class ImageAugment:
     Streamed from files (`data.cache=disk|none`): RandomResizedCrop (`scale`, `ratio`),
     horizontal flip, an optional policy (TrivialAugment or RandAugment) and RandomErasing
     (`erasing`: its probability), per image. Held in memory (`data.cache=ram`, images stored
-    at `image_size`): the batch path's random translation (`crop_padding`) and flip.
+    at `image_size`): the batch path's random translation (`crop_padding`) and flip. Either
+    way, `mixup` and `cutmix` (alphas, 0: off) then mix the batch (`imgclf.data.mix`).
     """
 
     def __init__(
@@ -39,6 +40,8 @@ class ImageAugment:
         erasing: float = 0.0,
         crop_padding: int = 4,
         padding_mode: str = "zeros",
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
@@ -56,6 +59,8 @@ class ImageAugment:
         self.erasing = erasing
         self.crop_padding = crop_padding
         self.padding_mode = padding_mode
+        self.mixup = mixup
+        self.cutmix = cutmix
 
     def per_image(self, image_size: int) -> v2.Compose:
         steps: list[torch.nn.Module] = [
