@@ -8,7 +8,7 @@ import torch
 from imgclf.data.mix import BatchMix
 from imgclf.data.pixels import unit_range
 
-from conftest import fit_watched, require_real_data
+from conftest import data_overrides, fit_watched, require_real_data
 
 
 def real_batch(count: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,3 +85,22 @@ def test_training_batches_carry_soft_targets_and_evaluation_batches_do_not(
     # Training accuracy is counted on the larger share's class (torchmetrics refuses soft
     # targets: without that step the fit fails).
     assert "train/acc" in trainer.callback_metrics
+
+
+def test_image_files_streamed_from_disk_are_mixed_too(tmp_path: Path, image_folder: Path) -> None:
+    class Watcher(L.Callback):
+        targets: list[torch.Tensor] = []  # noqa: RUF012
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+            self.targets.append(batch[1])
+
+    watcher = Watcher()
+    overrides = [
+        *data_overrides("image_csv", tmp_path, image_folder), "data.batch_size=8",
+        "data.augment.cutmix=1.0", "model=simple_cnn",
+    ]  # fmt: skip
+    fit_watched(overrides, tmp_path, watcher, max_epochs=1, limit_train_batches=2)
+    assert len(watcher.targets) == 2
+    assert all(
+        t.ndim == 2 and torch.allclose(t.sum(1), torch.ones(len(t))) for t in watcher.targets
+    )

@@ -107,6 +107,7 @@ class ImageClassifier(LightningModule):
         channels_last: bool = True,
         flip_test_time: bool = False,
         translate_test_time: bool = False,
+        validate_with_test_time_views: bool = True,
         class_weights: str | list[float] | None = None,
         in_channels: int = 3,
         image_size: int = 32,
@@ -131,6 +132,7 @@ class ImageClassifier(LightningModule):
                 "channels_last": channels_last,
                 "flip_test_time": flip_test_time,
                 "translate_test_time": translate_test_time,
+                "validate_with_test_time_views": validate_with_test_time_views,
                 "class_weights": as_plain(class_weights),
                 # What the model takes and gives: a checkpoint describes itself. Class names,
                 # the resize side and the dataset are filled in from the data at `setup`.
@@ -170,6 +172,7 @@ class ImageClassifier(LightningModule):
         )
         self.flip_test_time = flip_test_time
         self.translate_test_time = translate_test_time
+        self.validate_with_test_time_views = validate_with_test_time_views
         stages = ("train", "val", "test")
         # Keyed "<stage>_<metric>": a key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict()
@@ -247,24 +250,30 @@ class ImageClassifier(LightningModule):
         """Logits of raw pixels."""
         return self.net(self.normalise(pixels))
 
-    def evaluation_logits(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The float32 logits of raw pixels the model is judged by: outside training, averaged
-        over the test-time augmented views its settings ask for (`augmented_view_logits`)."""
+    def evaluation_logits(self, pixels: torch.Tensor, views: bool = True) -> torch.Tensor:
+        """The float32 logits of raw pixels the model is judged by: outside training (and with
+        `views`), averaged over the test-time augmented views its settings ask for
+        (`augmented_view_logits`)."""
         images = self.normalise(pixels)
-        if self.training:
+        if self.training or not views:
             return self.net(images).float()
         return augmented_view_logits(
             self.net, images, self.flip_test_time, self.translate_test_time
         )
 
-    def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def model_step(
+        self, batch: Batch, views: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, logits, targets) of a batch."""
         images, targets = batch
-        logits = self.evaluation_logits(images)
+        logits = self.evaluation_logits(images, views)
         return self.criterion(logits, targets), logits, targets
 
     def shared_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, StepOutput]:
-        loss, logits, targets = self.model_step(batch)
+        # Validation may skip the test-time views: it picks the best epoch, and with flips
+        # and shifts it costs up to 6 forward passes an image (a fifth of a short epoch).
+        views = stage != "val" or self.validate_with_test_time_views
+        loss, logits, targets = self.model_step(batch, views)
         preds = logits.argmax(dim=1)
         # Mixed training batches (MixUp, CutMix) bring soft targets, which the loss takes as
         # they are; accuracy counts the class with the larger share.
