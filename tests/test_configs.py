@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from imgclf.schedulers import one_cycle
 from imgclf.targets import ALLOWED_TARGETS
@@ -60,6 +61,21 @@ def test_experiment_preset_overrides_groups(tmp_path: Path) -> None:
     assert cfg.data.dataset == "mnist"
     assert cfg.model.net._target_ == "imgclf.models.SimpleCNN"
     assert cfg.trainer.max_epochs == 3
+
+
+def test_fashion_mnist_speedrun_is_the_cifar10_speedrun_sized_for_grey_28px(
+    tmp_path: Path,
+) -> None:
+    cfg = compose_train_config(["experiment=fashion_mnist_speedrun"], tmp_path)
+    speedrun = compose_train_config(["experiment=cifar10_speedrun"], tmp_path)
+    assert cfg.data.dataset == "fashion_mnist" and cfg.data.val_ratio == 0
+    assert list(cfg.model.net.widths) == [48, 96, 192] and cfg.trainer.max_epochs == 8
+    for key in ("optimizer", "scheduler", "data.augment", "trainer.accumulate_grad_batches"):
+        assert OmegaConf.select(cfg, key) == OmegaConf.select(speedrun, key), key
+    classifier = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
+    )
+    assert classifier(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape == (2, 10)
 
 
 def test_a_model_s_recipe_for_a_dataset_applies_only_to_that_pair(tmp_path: Path) -> None:
