@@ -23,7 +23,7 @@ from imgclf.flops import matmul_peak, synchronize, training_flops_per_image
 from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
-from imgclf.train import CONFIG_DIR, build_trainer
+from imgclf.train import CONFIG_DIR, build_model, build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,7 @@ def benchmark(cfg: DictConfig) -> float:
     precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
     use_gpu = trains_on_gpu(cfg.trainer.accelerator)
     device = torch.device("cuda" if use_gpu else "cpu")
-    template = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    template = build_model(cfg)
     template.initialise_from_data(datamodule)
     accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
     images_per_step = datamodule.batch_size

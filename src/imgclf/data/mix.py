@@ -19,10 +19,6 @@ class BatchMix:
         mixes += [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix else []
         self.mix = v2.RandomChoice(mixes) if len(mixes) > 1 else next(iter(mixes), None)
 
-    @property
-    def enabled(self) -> bool:
-        return self.mix is not None
-
     def __call__(
         self, pixels: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
