@@ -23,7 +23,7 @@ from dataset_files import (
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "src" / "imgclf" / "conf"
 DATASETS = ["cifar10", "mnist", "fashion_mnist", "image_folder", "image_csv"]
-MODELS = ["simple_cnn", "deep_cnn", "resnet18", "airbench"]
+MODELS = ["simple_cnn", "deep_cnn", "vgg_cnn", "resnet18", "airbench"]
 REAL_DATA_DIR = Path(os.environ.get("IMGCLF_DATA_DIR", REPO / "data"))
 
 

@@ -79,16 +79,46 @@ def test_fashion_mnist_speedrun_is_the_cifar10_speedrun_sized_for_grey_28px(
 
 
 def test_a_model_s_recipe_for_a_dataset_applies_only_to_that_pair(tmp_path: Path) -> None:
-    recipe = compose_train_config(["data=mnist"], tmp_path)  # deep_cnn: recipe/deep_cnn_mnist
-    assert list(recipe.model.net.widths) == [32, 64, 128]
-    assert recipe.model.translate_test_time and recipe.trainer.max_epochs == 5
+    recipe = compose_train_config(["data=mnist"], tmp_path)  # recipe/deep_cnn_mnist
+    assert list(recipe.model.net.widths) == [32, 64, 128] and recipe.trainer.max_epochs == 4
+    assert not recipe.data.augment.horizontal_flip  # data/mnist.yaml's, kept by the recipe
+    vgg = compose_train_config(["data=mnist", "model=vgg_cnn"], tmp_path)  # recipe/vgg_cnn_mnist
+    assert list(vgg.model.net.widths) == [32, 64, 128] and vgg.trainer.max_epochs == 5
     other_model = compose_train_config(["data=mnist", "model=simple_cnn"], tmp_path)
     assert list(other_model.model.net.widths) == [32, 64]  # simple_cnn's own
     assert not other_model.model.translate_test_time and other_model.trainer.max_epochs == 6
     other_data = compose_train_config(["data=cifar10"], tmp_path)
     assert list(other_data.model.net.widths) == [64, 128, 256]
+    assert other_data.trainer.max_epochs == 9
     overridden = compose_train_config(["data=mnist", "trainer.max_epochs=2"], tmp_path)
     assert overridden.trainer.max_epochs == 2  # the command line still wins
+
+
+def test_deep_cnn_trains_with_muon_unless_told_otherwise_and_photos_train_vgg_cnn(
+    tmp_path: Path,
+) -> None:
+    default = compose_train_config([], tmp_path)
+    assert default.model.net._target_ == "imgclf.models.AirbenchNet"
+    assert default.optimizer._target_ == "imgclf.optim.Muon"
+    assert default.scheduler._target_ == "imgclf.schedulers.linear_decay"
+    assert default.data.batch_size * default.trainer.accumulate_grad_batches == 2000
+    assert default.data.val_ratio > 0  # the default validates, unlike the speedrun
+    adam = compose_train_config(["optimizer=adam", "scheduler=cosine"], tmp_path)
+    assert adam.optimizer._target_ == "torch.optim.Adam"
+    assert adam.scheduler._target_ == "imgclf.schedulers.cosine"
+    assert adam.model.net._target_ == "imgclf.models.AirbenchNet"
+    others = compose_train_config(["model=simple_cnn"], tmp_path)
+    assert others.optimizer._target_ == "torch.optim.Adam"  # train.yaml's default
+
+    folder = ["data=image_folder", f"data.data_dir={tmp_path}"]
+    photos = compose_train_config(folder, tmp_path)
+    assert photos.model.net._target_ == "imgclf.models.DeepCNN"
+    assert photos.optimizer._target_ == "torch.optim.Adam"
+    chosen = compose_train_config([*folder, "model=deep_cnn"], tmp_path)
+    assert chosen.model.net._target_ == "imgclf.models.AirbenchNet"
+    assert chosen.optimizer._target_ == "imgclf.optim.Muon"
+    finetune = compose_train_config(["experiment=finetune", f"data.data_dir={tmp_path}"], tmp_path)
+    assert finetune.model._target_ == photos.model._target_ and finetune.model.name == "resnet18"
 
 
 @pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 7])

@@ -138,17 +138,33 @@ def test_from_the_command_line_a_mismatching_file_exits_2_naming_it(
     assert "Traceback" not in result.stderr
 
 
+def test_init_from_a_checkpoint_of_another_network_names_both_and_the_fix(
+    cifar_run: tuple, image_folder: Path, tmp_path: Path
+) -> None:
+    checkpoint = cifar_run[0] / "checkpoints" / "last.ckpt"  # deep_cnn; photos train vgg_cnn
+    photos = data_overrides("image_folder", Path(), image_folder)
+    with pytest.raises(InstantiationException) as error:
+        build_model([*photos, f"model.init_from={checkpoint}"], tmp_path)
+    assert (
+        "the checkpoint's network is imgclf.models.AirbenchNet, this run's is "
+        "imgclf.models.DeepCNN; choose the model it was trained with"
+    ) in user_error_message(error.value)
+
+
 def test_init_from_keeps_the_network_and_its_normalisation_with_a_new_head(
     cifar_run: tuple, image_folder: Path, tmp_path: Path
 ) -> None:
     checkpoint = cifar_run[0] / "checkpoints" / "last.ckpt"
     trained = torch.load(checkpoint, weights_only=True)["state_dict"]
     model = build_model(
-        [*data_overrides("image_folder", Path(), image_folder), f"model.init_from={checkpoint}"],
+        [
+            *data_overrides("image_folder", Path(), image_folder), "model=deep_cnn",
+            f"model.init_from={checkpoint}",
+        ],
         tmp_path,
-    )
+    )  # fmt: skip
     started = model.state_dict()
-    head = "net.classifier.3"  # DeepCNN's last linear layer
+    head = "net.head"  # deep_cnn's (AirbenchNet's) linear layer
     assert started[f"{head}.weight"].shape[0] == len(list(image_folder.iterdir()))
     assert started[f"{head}.weight"].shape != trained[f"{head}.weight"].shape
     for key, value in trained.items():

@@ -198,8 +198,9 @@ def test_every_bad_value_is_named_before_any_data_is_read(tmp_path: Path) -> Non
     empty = tmp_path / "no_data_here"
     empty.mkdir()
     result = run_train(
-        *BAD_VALUES, "data.download=false", f"hydra.run.dir={tmp_path / 'run'}", data_dir=empty
-    )
+        "model=vgg_cnn", *BAD_VALUES, "data.download=false", f"hydra.run.dir={tmp_path / 'run'}",
+        data_dir=empty,
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.count("imgclf: error: invalid configuration:") == 1
     for message in BAD_VALUES.values():

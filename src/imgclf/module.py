@@ -196,6 +196,14 @@ class ImageClassifier(LightningModule):
         classes differ, the stem adapted where the channels do. Its normalisation comes too,
         unless the channels differ (the data's statistics are used then)."""
         checkpoint = read_checkpoint(path, "model.init_from")
+        trained_net = (checkpoint["hyper_parameters"].get("net") or {}).get("_target_")
+        this_net = self.hparams.net.get("_target_")
+        if trained_net and this_net and trained_net != this_net:
+            raise UserError(
+                f"model.init_from={path}: the checkpoint's network is {trained_net}, this "
+                f"run's is {this_net}; choose the model it was trained with (its run folder's "
+                f".hydra/config.yaml names it), e.g. model=deep_cnn"
+            )
         state = checkpoint["state_dict"]
         weights = {
             key[len("net.") :]: value for key, value in state.items() if key.startswith("net.")
