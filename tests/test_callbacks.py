@@ -93,7 +93,7 @@ def test_run_report_embeds_every_figure_and_the_final_metrics(cifar_run: tuple) 
     for name in FIGURE_FILES:
         assert f"(figures/{name}.png)" in report
     assert f"| test/acc | {metrics['test/acc']:.2%} |" in report
-    assert "| optimizer | `Adam` lr=0.002" in report
+    assert "| optimizer | `Muon` lr=0.24" in report
     assert "| macro avg |" in report or "**macro avg**" in report
 
 

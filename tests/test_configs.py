@@ -106,6 +106,8 @@ def test_deep_cnn_trains_with_muon_unless_told_otherwise_and_photos_train_vgg_cn
     adam = compose_train_config(["optimizer=adam", "scheduler=cosine"], tmp_path)
     assert adam.optimizer._target_ == "torch.optim.Adam"
     assert adam.scheduler._target_ == "imgclf.schedulers.cosine"
+    assert "group_epochs" not in adam.scheduler  # linear_decay's, not the recipe's
+    assert compose_train_config(["scheduler=none"], tmp_path).scheduler is None
     assert adam.model.net._target_ == "imgclf.models.AirbenchNet"
     others = compose_train_config(["model=simple_cnn"], tmp_path)
     assert others.optimizer._target_ == "torch.optim.Adam"  # train.yaml's default
