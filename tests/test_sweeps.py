@@ -84,7 +84,7 @@ def test_optuna_search_runs_its_trials_and_reports_the_best(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
     result = run_train(
-        "hparams_search=optuna", "hydra.sweeper.n_trials=3", *QUICK,
+        "hparams_search=optuna", "hydra.sweeper.n_trials=3", "model=vgg_cnn", *QUICK,
         f"hydra.sweep.dir={tmp_path}", data_dir=fixture_data_dir,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,7 +113,7 @@ def test_hyperparameters_and_final_metrics_reach_the_hparams_tab(cifar_run: tupl
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]
     ).session_start_info
-    assert session.hparams["optimizer.lr"].number_value == pytest.approx(0.002)
+    assert session.hparams["optimizer.lr"].number_value == pytest.approx(0.24)
     assert session.hparams["data.dataset"].string_value == "cifar10"
     assert session.hparams["callbacks.confusion_matrix.every_n_epochs"].number_value == 1
     (final,) = events.Scalars("hp/test_acc")
