@@ -2,8 +2,8 @@
 any dataset."""
 
 from imgclf.models.airbench import AirbenchNet
-from imgclf.models.deep_cnn import DeepCNN
 from imgclf.models.resnet import cifar_resnet18
 from imgclf.models.simple_cnn import SimpleCNN
+from imgclf.models.vgg_cnn import DeepCNN
 
 __all__ = ["AirbenchNet", "DeepCNN", "SimpleCNN", "cifar_resnet18"]
