@@ -82,6 +82,7 @@ def test_a_model_s_recipe_for_a_dataset_applies_only_to_that_pair(tmp_path: Path
     recipe = compose_train_config(["data=mnist"], tmp_path)  # recipe/deep_cnn_mnist
     assert list(recipe.model.net.widths) == [32, 64, 128] and recipe.trainer.max_epochs == 4
     assert not recipe.data.augment.horizontal_flip  # data/mnist.yaml's, kept by the recipe
+    assert recipe.trainer.precision == "32-true"  # bf16 collapsed (the recipe's comment)
     vgg = compose_train_config(["data=mnist", "model=vgg_cnn"], tmp_path)  # recipe/vgg_cnn_mnist
     assert list(vgg.model.net.widths) == [32, 64, 128] and vgg.trainer.max_epochs == 5
     other_model = compose_train_config(["data=mnist", "model=simple_cnn"], tmp_path)
