@@ -156,13 +156,16 @@ def test_init_from_keeps_the_network_and_its_normalisation_with_a_new_head(
 ) -> None:
     checkpoint = cifar_run[0] / "checkpoints" / "last.ckpt"
     trained = torch.load(checkpoint, weights_only=True)["state_dict"]
-    model = build_model(
-        [
-            *data_overrides("image_folder", Path(), image_folder), "model=deep_cnn",
-            f"model.init_from={checkpoint}",
-        ],
-        tmp_path,
-    )  # fmt: skip
+    overrides = [
+        *data_overrides("image_folder", Path(), image_folder), "model=deep_cnn",
+        f"model.init_from={checkpoint}",
+    ]  # fmt: skip
+    model = build_model(overrides, tmp_path)
+    # As fitting starts: the photos must not replace the trained patch whitening.
+    datamodule = instantiate(compose_train_config(overrides, tmp_path).data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model.initialise_from_data(datamodule)
     started = model.state_dict()
     head = "net.head"  # deep_cnn's (AirbenchNet's) linear layer
     assert started[f"{head}.weight"].shape[0] == len(list(image_folder.iterdir()))

@@ -201,8 +201,8 @@ class ImageClassifier(LightningModule):
         if trained_net and this_net and trained_net != this_net:
             raise UserError(
                 f"model.init_from={path}: the checkpoint's network is {trained_net}, this "
-                f"run's is {this_net}; choose the model it was trained with (its run folder's "
-                f".hydra/config.yaml names it), e.g. model=deep_cnn"
+                f"run's is {this_net}; choose the model it was trained with (model=...; "
+                f"its run folder's .hydra/config.yaml names it)"
             )
         state = checkpoint["state_dict"]
         weights = {
@@ -321,7 +321,8 @@ class ImageClassifier(LightningModule):
         side and the dataset (saved as hyperparameters), the normalisation (unless the
         starting weights brought theirs), inverse-frequency loss weights from the training
         split's class counts (`class_weights: auto`); and a network with a data-dependent start
-        (airbench's patch whitening) gets a look at the first 5,000 training images."""
+        (airbench's patch whitening) gets a look at the first 5,000 training images, unless it
+        starts from a checkpoint (`init_from`)."""
         self.hparams.update(
             class_names=list(datamodule.class_names),
             resize_size=datamodule.resize_size,
@@ -337,7 +338,8 @@ class ImageClassifier(LightningModule):
                 for name, weight in zip(self.class_names, weights, strict=True)
             )
             log.info("class weights in the loss: %s", listing)
-        if hasattr(self.net, "initialise_from_data"):
+        # A network that starts from a checkpoint keeps the start its layers were trained on.
+        if hasattr(self.net, "initialise_from_data") and not self.hparams.init_from:
             sample = datamodule.training_sample(5000).to(self.normalisation.mean.device)
             self.net.initialise_from_data(self.normalise(sample))
 
