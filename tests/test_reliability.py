@@ -184,6 +184,8 @@ BAD_VALUES = {
     "optimizer=muon": "optimizer=muon needs a network that names its parameter groups, and "
     "imgclf.models.DeepCNN does not",
     "seed=-1": "seed=-1 is not allowed: use an integer from 0 to 2**32 - 1",
+    "model.translate_test_time_margin=2": "model.translate_test_time_margin=2 is not allowed: "
+    "use a probability margin in [0, 1]",
 }
 
 

@@ -1,5 +1,6 @@
-"""Validation may skip the test-time views (`model.validate_with_test_time_views=false`): one
-forward pass per image, while the test still averages the views."""
+"""The test-time views: validation may skip them (`model.validate_with_test_time_views=false`:
+one forward pass per image) while the test averages them; the shifted views may go only to
+the images the others leave uncertain (`model.translate_test_time_margin`)."""
 
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from imgclf.models import AirbenchNet
 from imgclf.module import augmented_view_logits
 from imgclf.train import build_model
 
@@ -35,3 +37,25 @@ def test_validation_uses_the_views_only_when_asked(
     assert not torch.allclose(single, averaged)
     assert torch.allclose(validated, averaged if validate_with_views else single, atol=1e-6)
     assert torch.allclose(tested, averaged, atol=1e-6)
+
+
+def test_shifted_views_go_only_to_the_uncertain_images() -> None:
+    torch.manual_seed(0)
+    net = AirbenchNet(3, 10, 32, widths=(8, 16, 16)).eval()
+    images = torch.randn(64, 3, 32, 32)
+    with torch.no_grad():
+        unshifted = augmented_view_logits(net, images, flip=True, translate=False)
+        every_view = augmented_view_logits(net, images, flip=True, translate=True)
+        top_two = unshifted.softmax(1).topk(2, dim=1).values
+        margins = top_two[:, 0] - top_two[:, 1]
+        margin = margins.median().item()
+        selective = augmented_view_logits(net, images, True, True, translate_margin=margin)
+        exported = augmented_view_logits(net, images, True, True, margin, skip_confident=False)
+        no_shifts = augmented_view_logits(net, images, True, True, translate_margin=0.0)
+    uncertain = margins < margin
+    assert 0 < uncertain.sum() < len(images)
+    assert not torch.allclose(unshifted, every_view, atol=1e-5)
+    torch.testing.assert_close(selective[uncertain], every_view[uncertain])
+    torch.testing.assert_close(selective[~uncertain], unshifted[~uncertain])
+    torch.testing.assert_close(exported, selective)
+    torch.testing.assert_close(no_shifts, unshifted)

@@ -96,6 +96,11 @@ RULES: list[Rule] = [
     ("data.augment.cutout", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (pixels)"),
     ("data.image_size", lambda v: isinstance(v, int) and v >= 8, "an integer >= 8 (pixels)"),
     ("model.label_smoothing", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    (
+        "model.translate_test_time_margin",
+        lambda v: v is None or (is_number(v) and 0 <= v <= 1),
+        "a probability margin in [0, 1], e.g. 0.2, or null to shift every image",
+    ),
     ("trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {sorted(PRECISIONS)}"),
     (
         "trainer.max_epochs",

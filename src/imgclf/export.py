@@ -37,10 +37,16 @@ class DeployableClassifier(nn.Module):
         self.net = model.net.to(memory_format=torch.contiguous_format).float().eval()
         self.flip_test_time = bool(model.flip_test_time)
         self.translate_test_time = bool(model.translate_test_time)
+        self.translate_test_time_margin = model.translate_test_time_margin
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = augmented_view_logits(
-            self.net, self.normalisation(images), self.flip_test_time, self.translate_test_time
+            self.net,
+            self.normalisation(images),
+            self.flip_test_time,
+            self.translate_test_time,
+            self.translate_test_time_margin,
+            skip_confident=False,
         )
         return logits.softmax(dim=1)
 

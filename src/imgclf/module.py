@@ -69,23 +69,41 @@ def augmented_view_logits(
     images: torch.Tensor,
     flip: bool,
     translate: bool,
+    translate_margin: float | None = None,
+    skip_confident: bool = True,
 ) -> torch.Tensor:
     """float32 logits averaged over views of each image: with `flip`, the image and its
     mirror (valid only where training flips images too); with `translate`, also the image
     shifted one pixel up-left and down-right (reflected borders), weighted 1/4 each against
-    1/2 for the unshifted views, as in airbench."""
+    1/2 for the unshifted views, as in airbench.
+
+    With `translate_margin` only the images whose unshifted views leave the top two classes'
+    probabilities less than that apart get the shifted views: they change few confident
+    answers, and skipping them saves most of their cost. `skip_confident=False` computes
+    every view and selects afterwards, the same logits in a graph of fixed shapes (export).
+    """
 
     def mirror_averaged(views: torch.Tensor) -> torch.Tensor:
         logits = net(views).float()
         return (logits + net(views.flip(3)).float()) / 2 if flip else logits
 
-    logits = mirror_averaged(images)
-    if translate:
-        height, width = images.shape[-2:]
-        padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    def with_shifted_views(unshifted: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        height, width = views.shape[-2:]
+        padded = F.pad(views, (1, 1, 1, 1), mode="reflect")
         up_left, down_right = padded[..., :height, :width], padded[..., 2:, 2:]
-        logits = 0.5 * logits + 0.25 * (mirror_averaged(up_left) + mirror_averaged(down_right))
-    return logits
+        return 0.5 * unshifted + 0.25 * (mirror_averaged(up_left) + mirror_averaged(down_right))
+
+    logits = mirror_averaged(images)
+    if not translate:
+        return logits
+    if translate_margin is None:
+        return with_shifted_views(logits, images)
+    top_two = logits.softmax(dim=1).topk(2, dim=1).values
+    uncertain = top_two[:, 0] - top_two[:, 1] < translate_margin
+    if not skip_confident:
+        return torch.where(uncertain[:, None], with_shifted_views(logits, images), logits)
+    chosen = uncertain.nonzero()[:, 0]
+    return logits.index_copy(0, chosen, with_shifted_views(logits[chosen], images[chosen]))
 
 
 class ImageClassifier(LightningModule):
@@ -107,6 +125,7 @@ class ImageClassifier(LightningModule):
         channels_last: bool = True,
         flip_test_time: bool = False,
         translate_test_time: bool = False,
+        translate_test_time_margin: float | None = None,
         validate_with_test_time_views: bool = True,
         class_weights: str | list[float] | None = None,
         in_channels: int = 3,
@@ -132,6 +151,7 @@ class ImageClassifier(LightningModule):
                 "channels_last": channels_last,
                 "flip_test_time": flip_test_time,
                 "translate_test_time": translate_test_time,
+                "translate_test_time_margin": translate_test_time_margin,
                 "validate_with_test_time_views": validate_with_test_time_views,
                 "class_weights": as_plain(class_weights),
                 # What the model takes and gives: a checkpoint describes itself. Class names,
@@ -172,6 +192,7 @@ class ImageClassifier(LightningModule):
         )
         self.flip_test_time = flip_test_time
         self.translate_test_time = translate_test_time
+        self.translate_test_time_margin = translate_test_time_margin
         self.validate_with_test_time_views = validate_with_test_time_views
         stages = ("train", "val", "test")
         # Keyed "<stage>_<metric>": a key "train" would shadow nn.Module.train.
@@ -266,7 +287,11 @@ class ImageClassifier(LightningModule):
         if self.training or not views:
             return self.net(images).float()
         return augmented_view_logits(
-            self.net, images, self.flip_test_time, self.translate_test_time
+            self.net,
+            images,
+            self.flip_test_time,
+            self.translate_test_time,
+            self.translate_test_time_margin,
         )
 
     def model_step(
