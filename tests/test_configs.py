@@ -82,7 +82,9 @@ def test_a_model_s_recipe_for_a_dataset_applies_only_to_that_pair(tmp_path: Path
     recipe = compose_train_config(["data=mnist"], tmp_path)  # recipe/deep_cnn_mnist
     assert list(recipe.model.net.widths) == [32, 64, 128] and recipe.trainer.max_epochs == 4
     assert not recipe.data.augment.horizontal_flip  # data/mnist.yaml's, kept by the recipe
-    assert recipe.trainer.precision == "32-true"  # bf16 collapsed (the recipe's comment)
+    assert recipe.model.net.norm_eps == 0.1  # bf16 needs it on MNIST (test_precision.py)
+    net = instantiate(recipe.model.net)
+    assert {m.eps for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
     vgg = compose_train_config(["data=mnist", "model=vgg_cnn"], tmp_path)  # recipe/vgg_cnn_mnist
     assert list(vgg.model.net.widths) == [32, 64, 128] and vgg.trainer.max_epochs == 5
     other_model = compose_train_config(["data=mnist", "model=simple_cnn"], tmp_path)
@@ -90,7 +92,7 @@ def test_a_model_s_recipe_for_a_dataset_applies_only_to_that_pair(tmp_path: Path
     assert not other_model.model.translate_test_time and other_model.trainer.max_epochs == 6
     other_data = compose_train_config(["data=cifar10"], tmp_path)
     assert list(other_data.model.net.widths) == [64, 128, 256]
-    assert other_data.trainer.max_epochs == 9
+    assert other_data.trainer.max_epochs == 9 and other_data.model.net.norm_eps == 1e-12
     overridden = compose_train_config(["data=mnist", "trainer.max_epochs=2"], tmp_path)
     assert overridden.trainer.max_epochs == 2  # the command line still wins
 
