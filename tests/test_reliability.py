@@ -189,6 +189,13 @@ BAD_VALUES = {
 }
 
 
+def test_a_bad_airbench_setting_is_named(tmp_path: Path) -> None:
+    result = run_train("model.net.norm_eps=-1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "model.net.norm_eps=-1 is not allowed: use a number > 0, e.g. 0.1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_muon_with_a_network_built_by_a_function_is_one_message(tmp_path: Path) -> None:
     result = run_train("model=resnet18", "optimizer=muon", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2

@@ -101,6 +101,7 @@ RULES: list[Rule] = [
         lambda v: v is None or (is_number(v) and 0 <= v <= 1),
         "a probability margin in [0, 1], e.g. 0.2, or null to shift every image",
     ),
+    ("model.net.norm_eps", lambda v: is_number(v) and v > 0, "a number > 0, e.g. 0.1"),
     ("trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {sorted(PRECISIONS)}"),
     (
         "trainer.max_epochs",

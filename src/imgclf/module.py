@@ -177,6 +177,8 @@ class ImageClassifier(LightningModule):
         # `setup`) unless the starting weights bring the statistics they were trained with.
         self.normalisation = PixelNormalisation(in_channels)
         self.statistics_from_start = False
+        # Whether the next training step logs the training metrics (`on_train_epoch_start`).
+        self.register_train_metrics = True
         if pretrained:
             self.use_statistics(load_pretrained(self.net, pretrained))
         if init_from:
@@ -376,11 +378,17 @@ class ImageClassifier(LightningModule):
         for tracker in self.best.values():
             tracker.reset()
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def on_train_epoch_start(self) -> None:
         # A Metric logged on_epoch is computed and reset at the epoch's end from its own
-        # updates, so it is logged once an epoch: `self.log` on every micro-batch only cost
-        # Python time, which shows on the shortest steps (MNIST's, ~70 ms).
-        return self.shared_step(batch, "train", register_metrics=batch_idx == 0)[0]
+        # updates, so it is logged at the epoch's first step only (the first this process
+        # runs, should it resume mid-epoch): `self.log` on every micro-batch only cost Python
+        # time, which shows on the shortest steps (MNIST's, ~70 ms).
+        self.register_train_metrics = True
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.shared_step(batch, "train", self.register_train_metrics)[0]
+        self.register_train_metrics = False
+        return loss
 
     def on_validation_epoch_start(self) -> None:
         self.metrics["val_confusion"].reset()
