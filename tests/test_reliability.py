@@ -297,16 +297,24 @@ class DivergesInSecondEpoch(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.mark.parametrize(
+    "check_every_n_batches",
+    # Every batch (CPU's default); every 3rd, so the read comes two batches late; and never
+    # within the run's 4-batch epochs, so only the epoch's end and the checkpoint catch it.
+    [None, 3, 100],
+)
 def test_nan_loss_stops_training_naming_the_step_and_keeps_the_last_checkpoint(
-    tmp_path: Path,
+    tmp_path: Path, check_every_n_batches: int | None
 ) -> None:
     data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    guard = DivergenceGuard(check_every_n_batches)
     trainer = L.Trainer(
-        max_epochs=3, callbacks=[DivergenceGuard(), checkpoints], logger=False,
+        max_epochs=3, callbacks=[guard, checkpoints], logger=False,
         enable_progress_bar=False, plugins=[AtomicCheckpointIO()],
     )  # fmt: skip
-    with pytest.raises(UserError, match=r"training diverged: the loss is nan at step 5 \(epoch 1"):
+    first_bad = r"the loss is nan at step 5 \(epoch 1, batch 0\)"
+    with pytest.raises(UserError, match=rf"training diverged: {first_bad}"):
         trainer.fit(DivergesInSecondEpoch(), torch.utils.data.DataLoader(data, batch_size=8))
     saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 0

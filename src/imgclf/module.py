@@ -199,9 +199,14 @@ class ImageClassifier(LightningModule):
         stages = ("train", "val", "test")
         # Keyed "<stage>_<metric>": a key "train" would shadow nn.Module.train.
         self.metrics = nn.ModuleDict()
+        # Without torchmetrics' checks of each batch (labels in range, no NaN loss): they read
+        # values back from the device, which on a GPU waits for all queued work, every step.
+        # The labels are checked when the data loads, and a NaN loss is DivergenceGuard's.
         for stage in stages:
-            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro")
-            self.metrics[f"{stage}_loss"] = MeanMetric()
+            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(
+                num_classes, average="micro", validate_args=False
+            )
+            self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
         # Counts of (true, predicted) pairs, for the confusion-matrix and report callbacks;
         # torchmetrics sums them across DDP ranks when they are computed.
         for stage in ("val", "test"):
