@@ -31,6 +31,14 @@ def test_benchmark_times_both_paths_and_ends_with_the_ratio(
     assert any(
         re.match(r"imgclf Trainer: [\d,]+ GFLOP/s, \d+% of that peak", line) for line in lines
     )
+    # One sync a micro-batch: DivergenceGuard reading the loss, which on CPU costs nothing.
+    assert any(
+        line.endswith(
+            "host syncs in 1 training micro-batches of the Trainer path: "
+            "aten._local_scalar_dense x1"
+        )  # after the progress bar's carriage returns
+        for line in lines
+    )
 
 
 def test_benchmark_longer_than_an_epoch_says_what_to_lower(

@@ -7,6 +7,8 @@ import copy
 import logging
 import statistics
 import time
+from collections import Counter
+from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -20,6 +22,7 @@ from imgclf.config import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.flops import matmul_peak, synchronize, training_flops_per_image
+from imgclf.host_syncs import HostSyncsPerTrainingBatch
 from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
@@ -37,6 +40,38 @@ def autocast_for(precision: str, device: torch.device) -> Any:
     return nullcontext()
 
 
+def timed_training_batches(
+    datamodule: ImageDataModule, device: torch.device, warmup: int, steps: int, clock: dict
+) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+    """(step, batch) for `warmup` + `steps` training batches as the Trainer path gets them: on
+    the device, augmented (in-memory datasets augment whole batches there) and mixed.
+    `clock["started"]` is set, once the device has caught up, before the first timed batch."""
+    batches = iter(datamodule.loader("train"))
+    for step in range(warmup + steps):
+        if step == warmup:
+            synchronize(device)
+            clock["started"] = time.perf_counter()
+        images, labels = next(batches)
+        images, labels = images.to(device, non_blocking=True), labels.to(device)
+        if datamodule.in_memory:
+            images = datamodule.batch_augment(images)
+        yield step, datamodule.batch_mix(images, labels)
+
+
+def seconds_since(clock: dict, device: torch.device) -> float:
+    synchronize(device)
+    return time.perf_counter() - clock["started"]
+
+
+def data_round(datamodule: ImageDataModule, device: torch.device, warmup: int, steps: int) -> float:
+    """Seconds to make `steps` training batches after `warmup` (loader workers starting),
+    without training on them."""
+    clock: dict = {}
+    for _ in timed_training_batches(datamodule, device, warmup, steps, clock):
+        pass
+    return seconds_since(clock, device)
+
+
 def plain_round(
     model: ImageClassifier,
     datamodule: ImageDataModule,
@@ -45,10 +80,10 @@ def plain_round(
     warmup: int,
     steps: int,
     accumulate: int = 1,
-) -> tuple[float, float]:
-    """(seconds for `steps` timed batches, of which seconds spent on data) of a hand-written
-    loop: batch, to device, augment, forward (normalising), loss, backward, and every
-    `accumulate` batches an optimizer step and a schedule step."""
+) -> float:
+    """Seconds for `steps` timed batches of a hand-written loop: batch, to device, augment,
+    forward (normalising), loss, backward, and every `accumulate` batches an optimizer step
+    and a schedule step. It waits for the device only where the timing starts and ends."""
     model.to(device).train()
     optimizer = model.optimizer_factory(params=model.parameter_groups())
     scheduler = (
@@ -57,20 +92,8 @@ def plain_round(
         else None
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
-    batches = iter(datamodule.loader("train"))
-    data_seconds = 0.0
-    for step in range(warmup + steps):
-        if step == warmup:
-            synchronize(device)
-            started, data_seconds = time.perf_counter(), 0.0
-        data_started = time.perf_counter()
-        images, labels = next(batches)
-        images, labels = images.to(device, non_blocking=True), labels.to(device)
-        if datamodule.in_memory:
-            images = datamodule.batch_augment(images)
-        images, labels = datamodule.batch_mix(images, labels)
-        synchronize(device)
-        data_seconds += time.perf_counter() - data_started
+    clock: dict = {}
+    for step, (images, labels) in timed_training_batches(datamodule, device, warmup, steps, clock):
         with autocast_for(precision, device):
             loss = model.criterion(model(images).float(), labels) / accumulate
         scaler.scale(loss).backward()
@@ -80,12 +103,12 @@ def plain_round(
             optimizer.zero_grad(set_to_none=True)
             if scheduler is not None:
                 scheduler.step()
-    synchronize(device)
-    return time.perf_counter() - started, data_seconds
+    return seconds_since(clock, device)
 
 
 class StepTimer(L.Callback):
-    """Wall time from the first timed batch's start to the last batch's end."""
+    """Wall time from the first timed batch's start to the last batch's end, waiting for the
+    device at those two points only."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
@@ -98,29 +121,48 @@ class StepTimer(L.Callback):
             synchronize(trainer.strategy.root_device)
             self.started = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        synchronize(trainer.strategy.root_device)
-        self.ended = time.perf_counter()
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        if batch_idx == trainer.num_training_batches - 1:
+            synchronize(trainer.strategy.root_device)
+            self.ended = time.perf_counter()
 
 
 def trainer_round(
-    model: ImageClassifier, datamodule: ImageDataModule, cfg: DictConfig, warmup: int, steps: int
-) -> float:
-    """Seconds for `steps` timed steps of `trainer.fit`, as train.py builds the Trainer, cut
-    to one epoch of warmup + steps batches without validation."""
+    model: ImageClassifier,
+    datamodule: ImageDataModule,
+    cfg: DictConfig,
+    batches: int,
+    watcher: L.Callback,
+) -> None:
+    """`trainer.fit` as train.py builds the Trainer, cut to one epoch of `batches` batches
+    without validation, `watcher` looking on."""
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         cfg.trainer.update(
             max_epochs=1,
-            limit_train_batches=warmup + steps,
+            limit_train_batches=batches,
             limit_val_batches=0,
             num_sanity_val_steps=0,
         )
-    timer = StepTimer(warmup)
     trainer = build_trainer(cfg)
-    trainer.callbacks.append(timer)
+    trainer.callbacks.append(watcher)
     trainer.fit(model, datamodule=datamodule)
-    return timer.ended - timer.started
+
+
+def print_host_syncs(
+    model: ImageClassifier, datamodule: ImageDataModule, cfg: DictConfig, batches: int
+) -> None:
+    """The ops that made the host wait for the device in `batches` micro-batches of the
+    Trainer path (imgclf.host_syncs); DivergenceGuard's read of the loss is one per micro-batch
+    on CPU, where it is free."""
+    syncs = HostSyncsPerTrainingBatch()
+    trainer_round(model, datamodule, cfg, batches, syncs)
+    ops = sum((counts for _, counts in syncs.batches), Counter())
+    listed = ", ".join(f"{name} x{count}" for name, count in sorted(ops.items())) or "none"
+    print(f"host syncs in {batches} training micro-batches of the Trainer path: {listed}")
 
 
 def print_compute_share(
@@ -170,17 +212,18 @@ def benchmark(cfg: DictConfig) -> float:
         )
     plain, framework, data = [], [], []
     for round_number in range(settings.rounds):
-        seconds, data_seconds = plain_round(
-            copy.deepcopy(template), datamodule, precision, device,
-            settings.warmup_steps, settings.steps, accumulate,
-        )  # fmt: skip
-        plain.append(seconds)
-        data.append(data_seconds)
-        framework.append(
-            trainer_round(
-                copy.deepcopy(template), datamodule, cfg, settings.warmup_steps, settings.steps
+        plain.append(
+            plain_round(
+                copy.deepcopy(template), datamodule, precision, device,
+                settings.warmup_steps, settings.steps, accumulate,
             )
+        )  # fmt: skip
+        data.append(data_round(datamodule, device, settings.warmup_steps, settings.steps))
+        timer = StepTimer(settings.warmup_steps)
+        trainer_round(
+            copy.deepcopy(template), datamodule, cfg, settings.warmup_steps + settings.steps, timer
         )
+        framework.append(timer.ended - timer.started)
         log.info(
             "round %d: plain %.0f images/s, Trainer %.0f images/s",
             round_number + 1,
@@ -199,6 +242,7 @@ def benchmark(cfg: DictConfig) -> float:
     print(f"imgclf Trainer:     {images / framework_median:,.0f} images/s")
     print(f"data pipeline share of a plain step: {statistics.median(data) / plain_median:.1%}")
     print_compute_share(template, datamodule, precision, device, images / framework_median)
+    print_host_syncs(copy.deepcopy(template), datamodule, cfg, settings.warmup_steps)
     print(f"trainer/plain time ratio: {ratio:.2f}")
     return ratio
 
