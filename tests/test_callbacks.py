@@ -89,7 +89,7 @@ def test_figures_and_reports_are_written_to_the_run_folder(
 def test_run_report_embeds_every_figure_and_the_final_metrics(cifar_run: tuple) -> None:
     run_dir, metrics = cifar_run
     report = (run_dir / "report.md").read_text()
-    assert report.startswith("# AirbenchNet on cifar10")
+    assert report.startswith("# deep_cnn (AirbenchNet) on cifar10")  # as chosen, and its class
     for name in FIGURE_FILES:
         assert f"(figures/{name}.png)" in report
     assert f"| test/acc | {metrics['test/acc']:.2%} |" in report

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_object
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -49,6 +50,15 @@ def model_label(choice: str, name: str | None) -> str:
     return f"{choice}-{name}" if name else choice
 
 
+def chosen_model(name: str | None) -> str | None:
+    """`${imgclf_chosen_model:${oc.select:model.name,null}}`: the model as the command chose it
+    (deep_cnn, timm-convnext_nano) while Hydra runs the app; null in a config composed
+    without it (tests)."""
+    if not HydraConfig.initialized():
+        return None
+    return model_label(HydraConfig.get().runtime.choices["model"], name)
+
+
 def absolute_path(path: str) -> str:
     """`${imgclf_absolute_path:outputs}`: a path that means the same from any folder, for
     what is stored for later (MLflow's artifact location)."""
@@ -60,6 +70,7 @@ RESOLVERS = {
     "imgclf_csv_class_count": csv_class_count,
     "imgclf_subset_size": subset_size,
     "imgclf_model_label": model_label,
+    "imgclf_chosen_model": chosen_model,
     "imgclf_absolute_path": absolute_path,
     # `${imgclf_pretrained_image_size:<net _target_>,<model.name>,<default>}`: image files are
     # read at a timm/torchvision network's pretrained input size (and crop), else the default.

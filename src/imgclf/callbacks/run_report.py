@@ -96,10 +96,12 @@ def build_run_report(
 
 
 class RunReportCallback(Callback):
-    """Writes `report.md` when fitting ends and again, complete, when testing ends."""
+    """Writes `report.md` when fitting ends and again, complete, when testing ends. Its title
+    names the network's class, after `model`, the model as the command chose it (deep_cnn)."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, model: str | None = None) -> None:
         self.output_dir = Path(output_dir)
+        self.model = model
         self.metrics: dict[str, float] = {}
 
     def collect(self, trainer: Trainer) -> None:
@@ -111,6 +113,8 @@ class RunReportCallback(Callback):
         if not trainer.is_global_zero:
             return
         network = type(getattr(pl_module, "net", pl_module)).__name__
+        if self.model:  # deep_cnn (AirbenchNet)
+            network = f"{self.model} ({network})"
         dataset = getattr(trainer.datamodule, "dataset", "the data")
         facts = {
             "run folder": f"`{self.output_dir.name}`",
