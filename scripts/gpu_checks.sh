@@ -18,6 +18,8 @@
 # install them first, e.g.
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
 #   PYTHONPATH=/tmp/site bash scripts/gpu_checks.sh "$OUT" .gpu/airbench94_muon.py
+# Smoke-tested on CPU that way: Python 3.12 with the device's torch 2.11 and torchvision 0.26,
+# those wheels, and the override variables below (3.3 minutes).
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 airbench=${2:-}
