@@ -334,6 +334,8 @@ class ImageClassifier(LightningModule):
             for name in ("f1_macro", "acc_balanced"):
                 self.metrics[f"val_{name}"].update(preds, targets)
                 self.log(f"val/{name}", self.metrics[f"val_{name}"], on_step=False, on_epoch=True)
+        if stage == "train":  # the callbacks' probabilities are validation's and the test's
+            return loss, {}
         return loss, {"probabilities": logits.detach().softmax(dim=1), "targets": targets}
 
     def setup(self, stage: str) -> None:
