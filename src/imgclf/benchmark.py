@@ -40,36 +40,47 @@ def autocast_for(precision: str, device: torch.device) -> Any:
     return nullcontext()
 
 
+class Stopwatch:
+    """Wall time between two points, each waiting for the device to finish its queued work:
+    timing waits there only."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.started = 0.0
+
+    def start(self) -> None:
+        synchronize(self.device)
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        synchronize(self.device)
+        return time.perf_counter() - self.started
+
+
 def timed_training_batches(
-    datamodule: ImageDataModule, device: torch.device, warmup: int, steps: int, clock: dict
+    datamodule: ImageDataModule, stopwatch: Stopwatch, warmup: int, steps: int
 ) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
     """(step, batch) for `warmup` + `steps` training batches as the Trainer path gets them: on
     the device, augmented (in-memory datasets augment whole batches there) and mixed.
-    `clock["started"]` is set, once the device has caught up, before the first timed batch."""
+    `stopwatch` starts before the first timed batch is made."""
     batches = iter(datamodule.loader("train"))
     for step in range(warmup + steps):
         if step == warmup:
-            synchronize(device)
-            clock["started"] = time.perf_counter()
+            stopwatch.start()
         images, labels = next(batches)
-        images, labels = images.to(device, non_blocking=True), labels.to(device)
+        images, labels = images.to(stopwatch.device, non_blocking=True), labels.to(stopwatch.device)
         if datamodule.in_memory:
             images = datamodule.batch_augment(images)
         yield step, datamodule.batch_mix(images, labels)
 
 
-def seconds_since(clock: dict, device: torch.device) -> float:
-    synchronize(device)
-    return time.perf_counter() - clock["started"]
-
-
 def data_round(datamodule: ImageDataModule, device: torch.device, warmup: int, steps: int) -> float:
     """Seconds to make `steps` training batches after `warmup` (loader workers starting),
     without training on them."""
-    clock: dict = {}
-    for _ in timed_training_batches(datamodule, device, warmup, steps, clock):
+    stopwatch = Stopwatch(device)
+    for _ in timed_training_batches(datamodule, stopwatch, warmup, steps):
         pass
-    return seconds_since(clock, device)
+    return stopwatch.seconds()
 
 
 def plain_round(
@@ -92,8 +103,8 @@ def plain_round(
         else None
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
-    clock: dict = {}
-    for step, (images, labels) in timed_training_batches(datamodule, device, warmup, steps, clock):
+    stopwatch = Stopwatch(device)
+    for step, (images, labels) in timed_training_batches(datamodule, stopwatch, warmup, steps):
         with autocast_for(precision, device):
             loss = model.criterion(model(images).float(), labels) / accumulate
         scaler.scale(loss).backward()
@@ -103,31 +114,30 @@ def plain_round(
             optimizer.zero_grad(set_to_none=True)
             if scheduler is not None:
                 scheduler.step()
-    return seconds_since(clock, device)
+    return stopwatch.seconds()
 
 
 class StepTimer(L.Callback):
-    """Wall time from the first timed batch's start to the last batch's end, waiting for the
-    device at those two points only."""
+    """Wall time from the first timed batch's start to the last batch's end."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
-        self.started = self.ended = 0.0
+        self.stopwatch: Stopwatch | None = None
+        self.seconds = 0.0
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if batch_idx == self.warmup:
-            synchronize(trainer.strategy.root_device)
-            self.started = time.perf_counter()
+            self.stopwatch = Stopwatch(trainer.strategy.root_device)
+            self.stopwatch.start()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        if batch_idx == trainer.num_training_batches - 1:
-            synchronize(trainer.strategy.root_device)
-            self.ended = time.perf_counter()
+        if self.stopwatch and batch_idx == trainer.num_training_batches - 1:
+            self.seconds = self.stopwatch.seconds()
 
 
 def trainer_round(
@@ -223,7 +233,7 @@ def benchmark(cfg: DictConfig) -> float:
         trainer_round(
             copy.deepcopy(template), datamodule, cfg, settings.warmup_steps + settings.steps, timer
         )
-        framework.append(timer.ended - timer.started)
+        framework.append(timer.seconds)
         log.info(
             "round %d: plain %.0f images/s, Trainer %.0f images/s",
             round_number + 1,
