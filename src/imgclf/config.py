@@ -112,16 +112,6 @@ RULES: list[Rule] = [
         lambda v: v is None or (is_number(v) and 0 <= v <= 1),
         "a probability margin in [0, 1], e.g. 0.2, or null to shift every image",
     ),
-    (
-        "model.hard_examples.keep",
-        lambda v: is_number(v) and 0 < v <= 1,
-        "the share of each micro-batch to train on, in (0, 1], e.g. 0.5",
-    ),
-    (
-        "model.hard_examples.train_proxy_every",
-        lambda v: isinstance(v, int) and v >= 1,
-        "an integer >= 1: the proxy trains on every n-th micro-batch",
-    ),
     ("model.net.norm_eps", lambda v: is_number(v) and v > 0, "a number > 0, e.g. 0.1"),
     ("trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {sorted(PRECISIONS)}"),
     (

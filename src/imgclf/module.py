@@ -26,7 +26,6 @@ from imgclf.data.balance import inverse_frequency_weights
 from imgclf.data.pixels import PixelNormalisation
 from imgclf.data.transforms import evaluation_transform
 from imgclf.errors import UserError
-from imgclf.hard_examples import HardExampleSelection
 from imgclf.models.pretrained import (
     PretrainedInput,
     head_and_backbone,
@@ -138,7 +137,6 @@ class ImageClassifier(LightningModule):
         pretrained: bool | str = False,
         init_from: str | None = None,
         finetune: Mapping | None = None,
-        hard_examples: Mapping | None = None,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler = as_plain(net), as_plain(optimizer), as_plain(scheduler)
@@ -170,7 +168,6 @@ class ImageClassifier(LightningModule):
                 "pretrained": pretrained,
                 "init_from": init_from,
                 "finetune": finetune,
-                "hard_examples": as_plain(hard_examples),
             }
         )
         if class_names and len(class_names) != num_classes:
@@ -186,11 +183,8 @@ class ImageClassifier(LightningModule):
             self.use_statistics(load_pretrained(self.net, pretrained))
         if init_from:
             self.start_from_checkpoint(init_from)
-        self.hard_examples = self.build_hard_example_selection(as_plain(hard_examples))
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-            if self.hard_examples is not None:
-                self.hard_examples.to(memory_format=torch.channels_last)
         self.optimizer_factory = build(optimizer)
         self.scheduler_factory = build(scheduler)
         # The loss's class weights are a buffer, so checkpoints carry what `auto` computed.
@@ -220,27 +214,6 @@ class ImageClassifier(LightningModule):
         self.metrics["val_f1_macro"] = MulticlassF1Score(num_classes, average="macro")
         self.metrics["val_acc_balanced"] = MulticlassAccuracy(num_classes, average="macro")
         self.best = nn.ModuleDict({name: MaxMetric() for name in TRACKED_VALIDATION_METRICS})
-
-    def build_hard_example_selection(self, settings: Mapping | None) -> HardExampleSelection | None:
-        """`hard_examples: {proxy: <net config>, keep, train_proxy_every}`: train on each
-        micro-batch's hardest `keep` share, as the proxy network judges it (null: on all)."""
-        if settings is None:
-            return None
-        settings = dict(settings)
-        if "proxy" not in settings:
-            raise UserError(
-                "model.hard_examples needs a proxy network: model.hard_examples.proxy, a "
-                "net config such as model.net's with narrower widths"
-            )
-        proxy = build(settings["proxy"])
-        if hasattr(self.net, "parameter_groups") != hasattr(proxy, "parameter_groups"):
-            raise UserError(
-                "model.hard_examples.proxy: use a network of model.net's kind, so that the "
-                "optimizer can treat its parameters the same way"
-            )
-        return HardExampleSelection(
-            proxy, settings.get("keep", 0.5), settings.get("train_proxy_every", 4)
-        )
 
     def use_statistics(self, pretrained: PretrainedInput) -> None:
         self.normalisation.set(pretrained.mean, pretrained.std)
@@ -403,14 +376,9 @@ class ImageClassifier(LightningModule):
             )
             log.info("class weights in the loss: %s", listing)
         # A network that starts from a checkpoint keeps the start its layers were trained on.
-        starts_from_data = [self.net] if not self.hparams.init_from else []
-        if self.hard_examples is not None:
-            starts_from_data.append(self.hard_examples.proxy)
-        starts_from_data = [net for net in starts_from_data if hasattr(net, "initialise_from_data")]
-        if starts_from_data:
+        if hasattr(self.net, "initialise_from_data") and not self.hparams.init_from:
             sample = datamodule.training_sample(5000).to(self.normalisation.mean.device)
-            for net in starts_from_data:
-                net.initialise_from_data(self.normalise(sample))
+            self.net.initialise_from_data(self.normalise(sample))
 
     def on_train_start(self) -> None:
         # The sanity check's validation batches must not count towards the best values.
@@ -425,31 +393,9 @@ class ImageClassifier(LightningModule):
         self.register_train_metrics = True
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        proxy_loss = None
-        if self.hard_examples is not None:
-            batch, proxy_loss = self.hard_example_batch(batch, batch_idx)
         loss = self.shared_step(batch, "train", self.register_train_metrics)[0]
         self.register_train_metrics = False
-        return loss if proxy_loss is None else loss + proxy_loss
-
-    def per_example_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The training loss of each example (the criterion without its reduction)."""
-        return F.cross_entropy(
-            logits.float(),
-            targets,
-            weight=self.criterion.weight,
-            label_smoothing=self.criterion.label_smoothing,
-            reduction="none",
-        )
-
-    def hard_example_batch(self, batch: Batch, batch_idx: int) -> tuple[Batch, torch.Tensor | None]:
-        """The part of a training batch the network trains on (`HardExampleSelection`; the
-        training metrics count that part too), and the proxy's loss, where it trains."""
-        images, targets = batch
-        kept, proxy_loss = self.hard_examples(
-            self.normalise(images), targets, self.per_example_loss, batch_idx
-        )
-        return (images[kept], targets[kept]), proxy_loss
+        return loss
 
     def on_validation_epoch_start(self) -> None:
         self.metrics["val_confusion"].reset()
@@ -503,11 +449,8 @@ class ImageClassifier(LightningModule):
             ]
         if not hasattr(self.net, "parameter_groups"):
             return self.parameters()
-        groups = self.net.parameter_groups()
-        if self.hard_examples is not None:  # the proxy trains as the network does
-            for name, params in self.hard_examples.proxy.parameter_groups().items():
-                groups[name] = groups.get(name, []) + params
-        return [{"name": name, "params": params} for name, params in groups.items() if params]
+        groups = self.net.parameter_groups().items()
+        return [{"name": name, "params": params} for name, params in groups if params]
 
     def configure_callbacks(self) -> list[Callback]:
         epochs = self.hparams.finetune["freeze_epochs"]
