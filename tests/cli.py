@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,3 +42,33 @@ def run_script(
 
 def run_train(*overrides: str, **options) -> subprocess.CompletedProcess:  # noqa: ANN003
     return run_script("train.py", *overrides, **options)
+
+
+# Three short epochs of simple_cnn on the real MNIST, with per-step logging to TensorBoard.
+SHORT_MNIST_RUN = [
+    "experiment=mnist_quick",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=25",
+    "trainer.log_every_n_steps=5",
+    "callbacks=minimal",
+]
+
+
+def interrupted_run(run_dir: Path, data_dir: Path, signal_number: int, *overrides: str) -> int:
+    """SHORT_MNIST_RUN (and `overrides`), sent `signal_number` a second into its second
+    epoch: its exit status."""
+    process = subprocess.Popen(
+        command("train.py", *SHORT_MNIST_RUN, f"hydra.run.dir={run_dir}", *overrides),
+        cwd=REPO,
+        env=environment(data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the second epoch, past a few logged steps
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signal_number)
+    return process.wait()

@@ -21,37 +21,9 @@ from imgclf.callbacks import DivergenceGuard
 from imgclf.checkpoint_io import AtomicCheckpointIO
 from imgclf.errors import UserError
 
-from cli import REPO, command, environment, run_train
+from cli import REPO, SHORT_MNIST_RUN, interrupted_run, run_train
 from conftest import fit_watched, require_real_data
 from dataset_files import write_image_folder
-
-# Three short epochs of simple_cnn on the real MNIST, with per-step logging to TensorBoard.
-SHORT_MNIST_RUN = [
-    "experiment=mnist_quick",
-    "trainer.max_epochs=3",
-    "trainer.limit_train_batches=25",
-    "trainer.log_every_n_steps=5",
-    "callbacks=minimal",
-]
-
-
-def interrupted_run(run_dir: Path, data_dir: Path, signal_number: int) -> int:
-    """SHORT_MNIST_RUN, sent `signal_number` a second into its second epoch: its exit status."""
-    process = subprocess.Popen(
-        command("train.py", *SHORT_MNIST_RUN, f"hydra.run.dir={run_dir}"),
-        cwd=REPO,
-        env=environment(data_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # into the second epoch, past a few logged steps
-    assert process.poll() is None, "the run ended before it could be stopped"
-    process.send_signal(signal_number)
-    return process.wait()
 
 
 def test_run_stopped_by_sigterm_exits_143_and_resumes(tmp_path: Path) -> None:

@@ -36,9 +36,32 @@ def flat_config(cfg: DictConfig) -> dict[str, Any]:
 
 def log_config(trainer: Trainer, cfg: DictConfig) -> None:
     """The flattened config as the MLflow run's parameters (on rank 0: the loggers are
-    rank-zero only)."""
+    rank-zero only). A resumed run adds only what it lacks: MLflow refuses to change a
+    parameter, and the values the run started with are the ones it trained with (`ckpt_path`
+    aside)."""
+    config = flat_config(cfg)
     for logger in mlflow_loggers(trainer):
-        logger.log_hyperparams(flat_config(cfg))
+        logged = logger.experiment.get_run(logger.run_id).data.params
+        logger.log_hyperparams({key: value for key, value in config.items() if key not in logged})
+
+
+def run_of_folder(tracking_uri: str, experiment_name: str, run_folder: str) -> str | None:
+    """The id of the latest MLflow run tagged with `run_folder` (logger/mlflow.yaml tags
+    each run with its folder), or None: for `resume=`, which continues that run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    quote = '"' if "'" in run_folder else "'"
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.run_folder = {quote}{run_folder}{quote}",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def log_run_files(trainer: Trainer, output_dir: str | Path, best_checkpoint: str | None) -> None:

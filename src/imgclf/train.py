@@ -10,7 +10,7 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from imgclf.config import validate
 from imgclf.errors import UserError, user_errors_reported
@@ -19,7 +19,7 @@ from imgclf.memory import keep_freed_memory
 from imgclf.precision import resolve_precision
 from imgclf.resume import checkpoint_step, resume_arguments
 from imgclf.sweeps import in_multirun, record_failure
-from imgclf.tracking import log_config, log_run_files
+from imgclf.tracking import log_config, log_run_files, run_of_folder
 from imgclf.tune import SUGGESTION, find_learning_rate
 
 log = logging.getLogger(__name__)
@@ -29,27 +29,40 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 TERMINATED_EXIT_CODE = 143
 
 
-def instantiate_group(group: DictConfig | None, **tensorboard_options: object) -> list:
+def instantiate_group(group: DictConfig | None, resume_from: str | None = None) -> list:
     """Callbacks and loggers: each entry with a `_target_`; `null` entries, and those whose
-    settings build nothing (`callbacks.ema.decay: null`), are switched off.
-    `tensorboard_options` go to TensorBoard loggers only."""
+    settings build nothing (`callbacks.ema.decay: null`), are switched off. Resuming from a
+    checkpoint, loggers continue the stopped run (`resumed_logger_options`)."""
     built = [
-        instantiate(entry, **(tensorboard_options if "TensorBoard" in entry._target_ else {}))
+        instantiate(entry, **resumed_logger_options(entry, resume_from))
         for entry in (group or {}).values()
         if entry and "_target_" in entry
     ]
     return [item for item in built if item is not None]
 
 
+def resumed_logger_options(entry: DictConfig, resume_from: str | None) -> dict:
+    """TensorBoard hides the events the stopped run logged after its checkpoint, so the
+    curves continue without two values at one step; MLflow logs on into the stopped run's
+    own MLflow run (found by its run-folder tag), not a new one."""
+    if not resume_from:
+        return {}
+    if entry._target_.endswith("TensorBoardLogger"):
+        return {"purge_step": checkpoint_step(resume_from)}
+    run_folder = OmegaConf.select(entry, "tags.run_folder")
+    if entry._target_.endswith("MLFlowLogger") and run_folder:
+        run_id = run_of_folder(entry.tracking_uri, entry.experiment_name, run_folder)
+        return {"run_id": run_id} if run_id else {}
+    return {}
+
+
 def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
-    """The Trainer with the config's callbacks, loggers and precision. Resuming from a
-    checkpoint, TensorBoard hides the events the stopped run logged after that checkpoint,
-    so the curves continue without two values at one step."""
-    purge = {"purge_step": checkpoint_step(resume_from)} if resume_from else {}
+    """The Trainer with the config's callbacks, loggers and precision; `resume_from`: the
+    checkpoint a stopped run continues from."""
     return instantiate(
         cfg.trainer,
         callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger"), **purge) or False,
+        logger=instantiate_group(cfg.get("logger"), resume_from) or False,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
 
