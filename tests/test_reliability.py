@@ -322,6 +322,21 @@ def test_debug_overfit_trains_on_the_same_batches_every_epoch(
     assert first == second
 
 
+def test_resuming_a_finished_run_says_so_and_leaves_its_folder_alone(
+    cifar_run: tuple, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(cifar_run[0], run_dir)
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    result = run_train(f"resume={run_dir}")
+    assert result.returncode == 2
+    assert f"resume={run_dir}: the run has finished" in result.stderr
+    assert f"model.init_from={run_dir / 'checkpoints' / 'last.ckpt'}" in result.stderr
+    assert "Traceback" not in result.stderr
+    after = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert after == before
+
+
 def test_resume_with_other_epochs_says_to_start_from_the_weights(
     cifar_run: tuple, tmp_path: Path
 ) -> None:

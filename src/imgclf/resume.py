@@ -40,6 +40,12 @@ def resume_arguments(arguments: list[str]) -> list[str]:
         )
     others = [argument for argument in arguments if not argument.startswith(RESUME_PREFIX)]
     check_same_length(run_dir, saved, others, last)
+    if (run_dir / "metrics.json").is_file():  # written last: the run ended, tested
+        raise UserError(
+            f"resume={run_dir}: the run has finished (its metrics.json is written), so "
+            f"nothing is left to continue. To train on from its weights, start a new run: "
+            f"python train.py <the run's overrides> model.init_from={last}"
+        )
     return [
         f"--config-path={config.parent}",
         "--config-name=config",
