@@ -119,3 +119,24 @@ def test_a_resumed_run_logs_on_into_its_mlflow_run(tmp_path: Path) -> None:
     assert len(epochs) == 3 and len(set(epochs)) == 3
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
+
+
+def test_each_job_of_a_sweep_is_a_run_named_after_its_overrides(
+    fixture_data_dir: Path, tmp_path: Path
+) -> None:
+    result = run_train(
+        "-m", "data.batch_size=16", "trainer.max_epochs=1", "callbacks=minimal",
+        "logger=mlflow", f"paths.log_dir={tmp_path}", "optimizer.lr=0.1,0.2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", data_dir=fixture_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("cifar10").experiment_id])
+    common = (
+        f"data.batch_size=16 trainer.max_epochs=1 callbacks=minimal logger=mlflow "
+        f"paths.log_dir={tmp_path}"
+    )
+    assert sorted(run.info.run_name for run in runs) == [
+        f"deep_cnn_cifar10 #0 {common} optimizer.lr=0.1",
+        f"deep_cnn_cifar10 #1 {common} optimizer.lr=0.2",
+    ]

@@ -19,6 +19,7 @@ from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
+from imgclf.sweeps import in_multirun
 from imgclf.targets import ALLOWED_TARGETS, target_problems
 from imgclf.tune import lr_find_problem
 
@@ -59,6 +60,16 @@ def chosen_model(name: str | None) -> str | None:
     return model_label(HydraConfig.get().runtime.choices["model"], name)
 
 
+def sweep_job_label() -> str:
+    """`${imgclf_sweep_job:}`: in a job of a multirun sweep, " #<job> <its overrides>" (e.g.
+    " #1 optimizer.lr=0.003", after the job's folder and summary.csv row), which tells the
+    sweep's MLflow runs apart; empty in a single run."""
+    if not in_multirun():
+        return ""
+    job = HydraConfig.get()
+    return f" #{job.job.num} {' '.join(job.overrides.task)}".rstrip()
+
+
 def absolute_path(path: str) -> str:
     """`${imgclf_absolute_path:outputs}`: a path that means the same from any folder, for
     what is stored for later (MLflow's artifact location)."""
@@ -72,6 +83,7 @@ RESOLVERS = {
     "imgclf_model_label": model_label,
     "imgclf_chosen_model": chosen_model,
     "imgclf_absolute_path": absolute_path,
+    "imgclf_sweep_job": sweep_job_label,
     # `${imgclf_pretrained_image_size:<net _target_>,<model.name>,<default>}`: image files are
     # read at a timm/torchvision network's pretrained input size (and crop), else the default.
     "imgclf_pretrained_image_size": pretrained_image_size,
@@ -79,10 +91,16 @@ RESOLVERS = {
 }
 
 
+# Their value changes from one job of a sweep to the next, in one process.
+UNCACHED_RESOLVERS = {"imgclf_sweep_job"}
+
+
 def register_resolvers() -> None:
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+            OmegaConf.register_new_resolver(
+                name, resolver, use_cache=name not in UNCACHED_RESOLVERS
+            )
 
 
 register_resolvers()
