@@ -2,6 +2,9 @@
 refused by name, init_from carries a network to other data, fine-tuning freezes and thaws."""
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -20,7 +23,7 @@ from imgclf.errors import user_error_message
 from imgclf.module import ImageClassifier
 from imgclf.train import train
 
-from cli import run_script, run_train
+from cli import REPO, environment, run_script, run_train
 from conftest import DATASETS, compose_train_config, data_overrides, finished_run, fit_watched
 
 # Networks that take images as small as MNIST's 28 pixels (ConvNeXt's stem and three
@@ -100,6 +103,57 @@ def test_grey_images_get_a_stem_of_summed_rgb_filters(
     )
     grey_stem = model.net.conv1(grey)
     torch.testing.assert_close(grey_stem, rgb_stem, rtol=1e-4, atol=1e-4)
+
+
+# Builds timm's resnet18 for 10 classes, loads its pretrained weights the library's way and
+# saves the result, in a process of its own, whose environment chooses the Hub and the cache.
+FETCH_RESNET18 = """
+import logging, sys, torch
+logging.basicConfig(level=logging.INFO)
+from imgclf.models.pretrained import load_pretrained, timm_network
+network = timm_network("resnet18", num_classes=10, in_channels=3)
+load_pretrained(network, True)
+torch.save(network.state_dict(), sys.argv[1])
+"""
+
+
+def fetch_offline(hub_home: Path, saved: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """FETCH_RESNET18 with the Hub at a name that never resolves (RFC 2606), as on a machine
+    without internet: (its result, seconds)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", FETCH_RESNET18, str(saved)], cwd=REPO, capture_output=True,
+        text=True, timeout=300,
+        env=environment(HF_HOME=str(hub_home), HF_ENDPOINT="https://hub.invalid"),
+    )  # fmt: skip
+    return result, time.monotonic() - started
+
+
+def test_offline_timm_weights_come_from_the_cache(tmp_path: Path) -> None:
+    snapshot = tmp_path / "hub" / "models--timm--resnet18.a1_in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    weights = random_weights("timm", "resnet18")
+    save_file(weights, snapshot / "model.safetensors")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+
+    result, _ = fetch_offline(tmp_path, tmp_path / "loaded.pt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "is unreachable: reading the weights from the local cache" in result.stderr
+    loaded = torch.load(tmp_path / "loaded.pt", weights_only=True)
+    for key, value in weights.items():
+        if not key.startswith("fc."):
+            assert torch.equal(loaded[key], value), key
+
+
+def test_offline_timm_weights_not_cached_fail_at_once_saying_what_to_do(tmp_path: Path) -> None:
+    """huggingface_hub alone retries an unresolvable Hub for about 50 s before it gives up;
+    imgclf sees that the Hub is unreachable and asks the cache alone."""
+    result, seconds = fetch_offline(tmp_path, tmp_path / "never.pt")
+    assert result.returncode != 0
+    assert "could not fetch the pretrained weights of timm resnet18" in result.stderr
+    assert "pass model.pretrained=<file>" in result.stderr
+    assert seconds < 30
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from imgclf.errors import UserError
+from imgclf.models.hub import offline_unless_reachable
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ def fetch_pretrained(network: nn.Module, source: Source, channels: int) -> None:
         if source.library == "timm":
             from timm.models import load_pretrained as timm_load_pretrained
 
-            timm_load_pretrained(network, num_classes=network.num_classes, in_chans=channels)
+            with offline_unless_reachable():
+                timm_load_pretrained(network, num_classes=network.num_classes, in_chans=channels)
             return
         from torchvision.models import get_model_weights
 
