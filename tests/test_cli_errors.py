@@ -1,16 +1,55 @@
-"""Configuration mistakes on the command line get Hydra's message, not a traceback."""
+"""Configuration mistakes on the command line: one message naming what is wrong and the
+closest name that exists, exit 2, before any data is read or any folder is made."""
 
 from pathlib import Path
 
 from cli import run_train
 
 
-def test_unknown_model_lists_the_available_options(tmp_path: Path) -> None:
-    result = run_train("model=vgg99", f"hydra.run.dir={tmp_path}")
+def test_mistyped_names_are_one_message_with_the_closest_existing_names(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_train(
+        "-m", "model=simple_cnn,deepcnn", "optimizer.lrr=0.1", "trainer.max_epoch=3",
+        f"hydra.sweep.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "model=deepcnn: no model option of that name; did you mean model=deep_cnn?" in (
+        result.stderr
+    )
+    assert "The options: airbench, deep_cnn, resnet18, simple_cnn" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not run_dir.exists()
+
+    # The group choices right, the keys are looked up in what those groups bring.
+    result = run_train(
+        "model=simple_cnn", "optimizer=sgd", "optimizer.momentun=0.8", "modle.dropout=0.1",
+        "sed=3", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "imgclf: error: unknown names on the command line:"
+    assert lines[1].startswith(
+        "  optimizer.momentun=0.8: optimizer has no key momentun; did you mean "
+        "optimizer.momentum? Its keys: _target_, _partial_, lr, momentum"
+    )
+    assert lines[1].endswith("(to add a new key: +optimizer.momentun=0.8)")
+    assert lines[2].startswith(
+        "  modle.dropout=0.1: the config has no key modle; did you mean model?"
+    )
+    assert lines[3].startswith("  sed=3: the config has no key sed; did you mean seed?")
+    assert not run_dir.exists()
+
+
+def test_keys_that_exist_only_in_a_chosen_group_or_are_added_pass(tmp_path: Path) -> None:
+    """`data.data_dir` exists only in the image folder's config, which asks for it; a `+`
+    key is added, not looked up."""
+    result = run_train(
+        "data=image_folder", "data.data_dir=???", "+trainer.profiler=simple",
+        f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
     assert result.returncode != 0
-    assert "Could not find 'model/vgg99'" in result.stderr
-    for option in ("deep_cnn", "resnet18", "simple_cnn"):
-        assert option in result.stderr
+    assert "data.data_dir" in result.stderr
+    assert "unknown names" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -16,8 +16,9 @@ from imgclf.config import validate
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
+from imgclf.overrides import check_overrides
 from imgclf.precision import resolve_precision
-from imgclf.resume import checkpoint_step, resume_arguments
+from imgclf.resume import RESUME_PREFIX, checkpoint_step, resume_arguments
 from imgclf.sweeps import in_multirun, record_failure
 from imgclf.tracking import log_config, log_run_files, run_of_folder
 from imgclf.tune import SUGGESTION, find_learning_rate
@@ -167,6 +168,8 @@ def run(cfg: DictConfig) -> float | None:
 
 def main() -> float | None:
     with user_errors_reported():
+        if not any(argument.startswith(RESUME_PREFIX) for argument in sys.argv[1:]):
+            check_overrides(sys.argv[1:], CONFIG_DIR, "train")
         sys.argv[1:] = resume_arguments(sys.argv[1:])
     return run()
 
