@@ -3,7 +3,7 @@ closest name that exists, exit 2, before any data is read or any folder is made.
 
 from pathlib import Path
 
-from cli import run_train
+from cli import run_script, run_train
 
 
 def test_mistyped_names_are_one_message_with_the_closest_existing_names(tmp_path: Path) -> None:
@@ -51,6 +51,24 @@ def test_keys_that_exist_only_in_a_chosen_group_or_are_added_pass(tmp_path: Path
     assert "data.data_dir" in result.stderr
     assert "unknown names" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_other_scripts_check_their_own_config_s_names(tmp_path: Path) -> None:
+    """Before the checkpoint is read: it need not exist for the message."""
+    checkpoint = f"ckpt_path={tmp_path / 'model.ckpt'}"
+    result = run_script("scripts/predict.py", checkpoint, "input=photos")
+    assert result.returncode == 2
+    assert "input=photos: the config has no key input; did you mean inputs?" in result.stderr
+    # eval tests on the checkpoint's own dataset unless data= chooses another.
+    result = run_script("scripts/eval.py", checkpoint, "data.batch_size=64")
+    assert result.returncode == 2
+    assert (
+        "data.batch_size=64: no data is chosen here; choose one first, "
+        "data=<cifar10 | fashion_mnist | image_csv | image_folder | mnist>"
+    ) in result.stderr
+    result = run_script("scripts/explore_data.py", "data=mnst")
+    assert result.returncode == 2
+    assert "data=mnst: no data option of that name; did you mean data=mnist?" in result.stderr
 
 
 def test_image_folder_without_a_folder_says_which_key_to_set(tmp_path: Path) -> None:

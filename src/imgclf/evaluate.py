@@ -16,6 +16,7 @@ from imgclf.config import validate
 from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.module import ImageClassifier
+from imgclf.overrides import checking_overrides
 from imgclf.train import CONFIG_DIR, build_trainer, write_metrics
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return metrics
 
 
+@checking_overrides(CONFIG_DIR, "eval")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

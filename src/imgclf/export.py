@@ -15,6 +15,7 @@ from torch import nn
 from imgclf.checkpoints import load_checkpoint
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.module import ImageClassifier, augmented_view_logits
+from imgclf.overrides import checking_overrides
 from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def export(cfg: DictConfig) -> Path:
     return path
 
 
+@checking_overrides(CONFIG_DIR, "export")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

@@ -4,12 +4,16 @@ closest existing ones. Hydra's own messages list no close names, and for a misty
 suggest appending it (`+optimizer.lrr`), which would train without the intended change."""
 
 import difflib
+import functools
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.errors import UserError
+from imgclf.errors import UserError, user_errors_reported
 
 
 def plain_overrides(arguments: list[str]) -> list[tuple[str, str]]:
@@ -61,8 +65,9 @@ def group_problems(config_dir: Path, pairs: list[tuple[str, str]]) -> list[str]:
     return problems
 
 
-def key_problems(config: DictConfig, pairs: list[tuple[str, str]]) -> list[str]:
-    """The first missing part of each dotted key, with its siblings."""
+def key_problems(config: DictConfig, pairs: list[tuple[str, str]], config_dir: Path) -> list[str]:
+    """The first missing part of each dotted key, with its siblings; a group the config
+    leaves unchosen (eval's `data`) is named as one."""
     problems = []
     for key, value in pairs:
         node, path = config, []
@@ -71,6 +76,13 @@ def key_problems(config: DictConfig, pairs: list[tuple[str, str]]) -> list[str]:
                 break  # a list, a value or null below: Hydra and the value checks judge it
             # By its keys: `name in node` is False for a mandatory value (`???`).
             known = [str(existing) for existing in node]
+            if not path and name not in known and (config_dir / name).is_dir():
+                options = sorted(option.stem for option in (config_dir / name).glob("*.yaml"))
+                problems.append(
+                    f"{key}={value}: no {name} is chosen here; choose one first, "
+                    f"{name}=<{' | '.join(options)}>"
+                )
+                break
             if name not in known:
                 where = ".".join(path) or "the config"
                 prefix = f"{where}." if path else ""
@@ -120,6 +132,24 @@ def check_overrides(arguments: list[str], config_dir: str, config_name: str) -> 
                 config = compose(config_name, overrides=choices)
         except Exception:  # noqa: BLE001  Hydra reports it, in its words, when it runs
             return
-        problems = key_problems(config, values)
+        problems = key_problems(config, values, directory)
     if problems:
         raise UserError("unknown names on the command line:\n  " + "\n  ".join(problems))
+
+
+def checking_overrides(
+    config_dir: str, config_name: str
+) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Decorates a script's `hydra.main` entry point (config `config_name`): its command
+    line's typos are one message before Hydra runs."""
+
+    def decorate(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
+        @functools.wraps(hydra_main)
+        def main() -> Any:
+            with user_errors_reported():
+                check_overrides(sys.argv[1:], config_dir, config_name)
+            return hydra_main()
+
+        return main
+
+    return decorate

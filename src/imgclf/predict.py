@@ -22,6 +22,7 @@ from imgclf.data.decode import UnreadableImageError
 from imgclf.data.image_files import IMAGE_SUFFIXES
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
 from imgclf.module import ImageClassifier
+from imgclf.overrides import checking_overrides
 from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def predict(cfg: DictConfig) -> int:
     return len(skipped)
 
 
+@checking_overrides(CONFIG_DIR, "predict")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():
