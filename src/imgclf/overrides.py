@@ -49,13 +49,19 @@ def closest(name: str, known: list[str], prefix: str = "") -> str:
     return f"did you mean {prefix}{matches[0]}? " if matches else ""
 
 
+def group_options(config_dir: Path, name: str) -> list[str] | None:
+    """The options of the config group `name` (its YAML files), or None if it is no group."""
+    if not (config_dir / name).is_dir():
+        return None
+    return sorted(path.stem for path in (config_dir / name).glob("*.yaml"))
+
+
 def group_problems(config_dir: Path, pairs: list[tuple[str, str]]) -> list[str]:
     problems = []
     for group, value in pairs:
-        options = swept_options(value)
-        if not (config_dir / group).is_dir() or options is None:
+        known, options = group_options(config_dir, group), swept_options(value)
+        if known is None or options is None:
             continue
-        known = sorted(path.stem for path in (config_dir / group).glob("*.yaml"))
         for option in options:
             if option not in known and option != "null":
                 problems.append(
@@ -76,8 +82,8 @@ def key_problems(config: DictConfig, pairs: list[tuple[str, str]], config_dir: P
                 break  # a list, a value or null below: Hydra and the value checks judge it
             # By its keys: `name in node` is False for a mandatory value (`???`).
             known = [str(existing) for existing in node]
-            if not path and name not in known and (config_dir / name).is_dir():
-                options = sorted(option.stem for option in (config_dir / name).glob("*.yaml"))
+            options = None if path or name in known else group_options(config_dir, name)
+            if options is not None:
                 problems.append(
                     f"{key}={value}: no {name} is chosen here; choose one first, "
                     f"{name}=<{' | '.join(options)}>"
@@ -116,17 +122,11 @@ def check_overrides(arguments: list[str], config_dir: str, config_name: str) -> 
     directory = Path(config_dir)
     problems = group_problems(directory, pairs)
     if not problems:
-        choices = [
-            f"{key}={swept_options(value)[0] if swept_options(value) else value}"
-            for key, value in pairs
-            if (directory / key).is_dir()
-        ]
+        groups = [pair for pair in pairs if group_options(directory, pair[0]) is not None]
+        # A sweep's first option: its other options bring the same keys or fail above.
+        choices = [f"{key}={(swept_options(value) or [value])[0]}" for key, value in groups]
         # A sweeper's search (`interval(0, 1)`, `choice(...)`) is checked with its params.
-        values = [
-            (key, value)
-            for key, value in pairs
-            if not (directory / key).is_dir() and not is_search(value)
-        ]
+        values = [pair for pair in pairs if pair not in groups and not is_search(pair[1])]
         try:
             with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
                 config = compose(config_name, overrides=choices)
