@@ -72,3 +72,59 @@ def interrupted_run(run_dir: Path, data_dir: Path, signal_number: int, *override
     assert process.poll() is None, "the run ended before it could be stopped"
     process.send_signal(signal_number)
     return process.wait()
+
+
+# Runs train.py's main in this subprocess, after wrapping the one method that marks `phase`
+# so that the process sends itself `signal_name` there, once: a real signal, delivered at
+# a known point of the run instead of after a guessed delay.
+STOP_AT_PHASE = """
+import os, signal, sys
+import lightning.pytorch as pl
+from imgclf.callbacks import RunReportCallback
+from imgclf.module import ImageClassifier
+from imgclf.train import main
+
+phase, signal_name = sys.argv.pop(1), sys.argv.pop(1)
+sent = []
+
+def stopping(cls, name, when):
+    method = getattr(cls, name)
+    def wrapper(self, *args, **kwargs):
+        trainer = getattr(self, "trainer", None) or args[0]
+        if not sent and when(trainer):
+            sent.append(True)
+            os.kill(os.getpid(), getattr(signal, signal_name))
+        return method(self, *args, **kwargs)
+    setattr(cls, name, wrapper)
+
+module = ImageClassifier
+if phase == "sanity check":
+    stopping(module, "validation_step", lambda t: t.sanity_checking)
+elif phase == "fit":  # the second epoch's third batch
+    stopping(module, "training_step", lambda t: t.current_epoch == 1 and t.fit_loop.epoch_loop.batch_idx == 2)
+elif phase == "validation":  # the second epoch's
+    stopping(module, "validation_step", lambda t: t.current_epoch == 1 and not t.sanity_checking)
+elif phase == "test":
+    stopping(module, "test_step", lambda t: True)
+elif phase == "report":
+    stopping(RunReportCallback, "on_test_end", lambda t: True)
+else:
+    raise SystemExit(f"unknown phase {phase}")
+sys.argv[0] = "train.py"
+main()
+"""
+
+
+def stopped_run(
+    phase: str, signal_name: str, *overrides: str, data_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`python train.py <overrides>`, sent `signal_name` (SIGTERM, SIGINT) at `phase`:
+    sanity check, fit, validation, test or report."""
+    return subprocess.run(
+        [sys.executable, "-c", STOP_AT_PHASE, phase, signal_name, *overrides],
+        cwd=REPO,
+        env=environment(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

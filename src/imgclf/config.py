@@ -6,6 +6,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -14,11 +15,12 @@ from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imgclf.data.balance import SAMPLERS
-from imgclf.data.cache import CACHE_MODES
+from imgclf.data.cache import CACHE_MODES, unwritable
 from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
+from imgclf.run_folder import new_run_folder
 from imgclf.sweeps import in_multirun
 from imgclf.targets import ALLOWED_TARGETS, target_problems
 from imgclf.tune import lr_find_problem
@@ -84,6 +86,7 @@ RESOLVERS = {
     "imgclf_chosen_model": chosen_model,
     "imgclf_absolute_path": absolute_path,
     "imgclf_sweep_job": sweep_job_label,
+    "imgclf_new_run_folder": new_run_folder,
     # `${imgclf_pretrained_image_size:<net _target_>,<model.name>,<default>}`: image files are
     # read at a timm/torchvision network's pretrained input size (and crop), else the default.
     "imgclf_pretrained_image_size": pretrained_image_size,
@@ -222,6 +225,36 @@ def optimizer_problem(cfg: DictConfig) -> str | None:
         f"optimizer=muon needs a network that names its parameter groups, and {net} does not: "
         "use model=airbench, or optimizer=sgd or adam with this model"
     )
+
+
+# Tracking URIs without a scheme that MLflow does not read as a folder.
+REMOTE_TRACKING = {"databricks", "databricks-uc", "uc"}
+
+
+def tracking_folder(uri: str) -> Path | None:
+    """The local folder an MLflow tracking URI writes into (its SQLite file's, or a file
+    store's), None for a server."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db
+        return Path(unquote(parsed.path.removeprefix("/"))).parent
+    if parsed.scheme == "file" or (parsed.scheme == "" and uri not in REMOTE_TRACKING):
+        return Path(unquote(parsed.path))
+    return None
+
+
+def check_outputs_writable(cfg: DictConfig) -> None:
+    """Each logger's local store can be written, before anything is trained: MLflow alone
+    retries an unwritable SQLite file for minutes, then fails with a database error."""
+    for name, logger in (cfg.get("logger") or {}).items():
+        uri = (logger or {}).get("tracking_uri")
+        folder = tracking_folder(str(uri)) if uri else None
+        problem = folder is not None and unwritable(folder.expanduser())
+        if problem:
+            raise UserError(
+                f"logger.{name}.tracking_uri={uri}: cannot write into {folder} ({problem}). "
+                f"Point it at a folder you can write to, e.g. logger.{name}.tracking_uri="
+                "sqlite:///outputs/mlflow.db, or choose another logger (logger=tensorboard)."
+            )
 
 
 def validate(cfg: DictConfig) -> None:

@@ -39,6 +39,11 @@ def user_error_message(error: BaseException) -> str | None:
     return None
 
 
+def error_message(error: BaseException) -> str:
+    """The user's message behind `error`, else its type and text: what error.json keeps."""
+    return user_error_message(error) or f"{type(error).__name__}: {error}"
+
+
 @contextmanager
 def user_errors_reported() -> Iterator[None]:
     """Turn a UserError into a one-message exit; everything else keeps its traceback.

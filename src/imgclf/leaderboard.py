@@ -2,30 +2,28 @@
 and what `scripts/compare_runs.py` prints for any set of run folders."""
 
 import csv
-import json
 import math
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from imgclf.run_folder import run_status
+
 COLUMNS = ["job", "status", "overrides", "val/acc_best", "test/acc", "seconds", "error"]
-ERROR_FILE = "error.json"
 
 
 def describe_run(run_dir: Path) -> dict | None:
-    """A finished run (metrics.json) or a failed one (error.json); None for anything else."""
-    metrics_path, error_path = run_dir / "metrics.json", run_dir / ERROR_FILE
-    if metrics_path.is_file():
-        outcome, status = json.loads(metrics_path.read_text()), "completed"
-    elif error_path.is_file():
-        outcome, status = json.loads(error_path.read_text()), "failed"
-    else:
+    """The run's row: completed, failed, stopped, running or killed; None for a folder that
+    is not a run."""
+    status = run_status(run_dir)
+    if status is None:
         return None
+    state, outcome = status
     overrides_path = run_dir / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_path)) if overrides_path.is_file() else []
     return {
         "job": run_dir.name,
-        "status": status,
+        "status": state,
         "overrides": " ".join(overrides) or "(defaults)",
         "val/acc_best": outcome.get("val/acc_best", math.nan),
         "test/acc": outcome.get("test/acc", math.nan),
@@ -35,7 +33,7 @@ def describe_run(run_dir: Path) -> dict | None:
 
 
 def rank(rows: list[dict], metric: str = "val/acc_best") -> list[dict]:
-    """Best `metric` first (accuracies: higher is better); failed runs last."""
+    """Best `metric` first (accuracies: higher is better); runs without it last."""
     return sorted(rows, key=lambda row: (math.isnan(row[metric]), -row[metric]))
 
 

@@ -5,6 +5,7 @@ suggest appending it (`+optimizer.lrr`), which would train without the intended 
 
 import difflib
 import functools
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,20 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.errors import UserError, user_errors_reported
+
+
+def override(key: str, value: object) -> str:
+    """`key=value` as Hydra reads back exactly `value`: a string (a path with spaces, `=`,
+    commas, quotes, `${`, non-ASCII letters) quoted and escaped, so that nothing in it is
+    read as override syntax or an interpolation; None as null."""
+    if value is None:
+        return f"{key}=null"
+    text = str(value)
+    # In a quoted value, backslashes before a quote (or at the end) are doubled, the quotes
+    # and `${` escaped: Hydra then gives the string back as it was.
+    text = re.sub(r"(\\+)(?=['$]|$)", lambda match: match.group(1) * 2, text)
+    text = text.replace("'", "\\'").replace("${", "\\${")
+    return f"{key}='{text}'"
 
 
 def plain_overrides(arguments: list[str]) -> list[tuple[str, str]]:

@@ -2,11 +2,8 @@
 gets summary.csv and summary.md, one row per job, best first, and a sweep whose every job
 failed exits 1."""
 
-import json
 import logging
-import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +12,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from imgclf.errors import user_error_message
-from imgclf.leaderboard import ERROR_FILE, describe_run, rank, write_leaderboard
+from imgclf.leaderboard import describe_run, rank, write_leaderboard
 
 log = logging.getLogger(__name__)
 
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def record_failure(output_dir: str | Path, error: BaseException, started: float) -> float:
-    """Write the job's error.json and return NaN, the value a sweeper reads as a failed job."""
-    message = user_error_message(error) or f"{type(error).__name__}: {error}"
-    path = Path(output_dir) / ERROR_FILE
-    path.write_text(
-        json.dumps({"error": message, "seconds": round(time.perf_counter() - started, 1)}) + "\n"
-    )
-    log.error("job failed, the sweep goes on: %s", message, exc_info=error)
-    return math.nan
 
 
 class SweepSummaryCallback(Callback):

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -9,25 +11,27 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.config import validate
-from imgclf.errors import UserError, user_errors_reported
+from imgclf.callbacks.run_record import RunRecord
+from imgclf.config import check_outputs_writable, validate
+from imgclf.ddp import start_ddp_processes_from_saved_config
+from imgclf.errors import UserError, error_message, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
 from imgclf.overrides import check_overrides
 from imgclf.precision import resolve_precision
 from imgclf.resume import RESUME_PREFIX, checkpoint_step, resume_arguments
-from imgclf.sweeps import in_multirun, record_failure
+from imgclf.run_folder import RunLock, record_error
+from imgclf.stops import RunStopped, stops_raised
+from imgclf.sweeps import in_multirun
 from imgclf.tracking import log_config, log_run_files, run_of_folder
 from imgclf.tune import SUGGESTION, find_learning_rate
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
-# 128 + SIGTERM, the status a shell reports for a process SIGTERM ended.
-TERMINATED_EXIT_CODE = 143
 
 
 def instantiate_group(group: DictConfig | None, resume_from: str | None = None) -> list:
@@ -58,14 +62,18 @@ def resumed_logger_options(entry: DictConfig, resume_from: str | None) -> dict:
 
 
 def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
-    """The Trainer with the config's callbacks, loggers and precision; `resume_from`: the
-    checkpoint a stopped run continues from."""
+    """The Trainer with the config's callbacks, loggers and precision, and a RunRecord;
+    `resume_from`: the checkpoint a stopped run continues from."""
     return instantiate(
         cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
+        callbacks=[*instantiate_group(cfg.get("callbacks")), RunRecord()],
         logger=instantiate_group(cfg.get("logger"), resume_from) or False,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
+
+
+def run_record(trainer: L.Trainer) -> RunRecord:
+    return next(callback for callback in trainer.callbacks if isinstance(callback, RunRecord))
 
 
 def build_model(cfg: DictConfig) -> L.LightningModule:
@@ -83,14 +91,15 @@ def write_metrics(trainer: L.Trainer, output_dir: str, metrics: dict) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the metrics written to metrics.json."""
-    started = time.perf_counter()
     validate(cfg)
+    check_outputs_writable(cfg)
     keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
     model = build_model(cfg)
     trainer = build_trainer(cfg, resume_from=cfg.get("ckpt_path"))
+    record = run_record(trainer)
     log_config(trainer, cfg)
 
     tuned = {}
@@ -98,7 +107,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         suggestion = find_learning_rate(trainer, model, datamodule, cfg)
         tuned = {SUGGESTION: suggestion}
         if not cfg.tune.apply:
-            metrics = {**tuned, "seconds": round(time.perf_counter() - started, 1)}
+            metrics = {**tuned, "seconds": round(record.seconds(), 1)}
             write_metrics(trainer, cfg.paths.output_dir, metrics)
             return metrics
         # The run then is the one `optimizer.lr=<suggestion>` would start: same seed, same
@@ -107,16 +116,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True)
         model = build_model(cfg)
 
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    except SIGTERMException:
-        # Lightning stops on SIGTERM (what SLURM and most schedulers send) with exit status 0;
-        # a scheduler would count the unfinished run as a success.
-        log.error(
-            "stopped by SIGTERM before training ended; continue with: python train.py resume=%s",
-            cfg.paths.output_dir,
-        )
-        sys.exit(TERMINATED_EXIT_CODE)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     if trainer.global_step == 0:
         # Lightning finishes such a fit quietly; testing its untrained weights would not be.
         raise UserError(
@@ -124,7 +124,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"{trainer.world_size} process(es) at least one batch (data.batch_size, "
             "trainer.devices)"
         )
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    save_fitted_state(trainer)
+    metrics = record.metrics()
 
     if cfg.get("test"):
         checkpoint = trainer.checkpoint_callback
@@ -136,7 +137,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["best_checkpoint"] = best_path
 
     metrics.update(tuned, epochs=trainer.current_epoch)
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    metrics["seconds"] = round(record.seconds(), 1)
     write_metrics(trainer, cfg.paths.output_dir, metrics)
     if trainer.is_global_zero:
         log_hyperparameters(trainer, cfg, metrics)
@@ -144,25 +145,55 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def save_fitted_state(trainer: L.Trainer) -> None:
+    """last.ckpt once more, now that fitting has ended: the last epoch's metrics were logged
+    after its save, and a run stopped in its test resumes from here with all of them."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.last_model_path:
+        trainer.save_checkpoint(checkpoint.last_model_path, weights_only=False)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def run(cfg: DictConfig) -> float | None:
-    """Returns the optimised metric, so that Hydra sweepers can use it. In a multirun a failed
-    job records its error and returns NaN, so the other jobs still run."""
+    """Returns the optimised metric, so that Hydra sweepers can use it. A run that fails
+    leaves its error in its folder (error.json); in a multirun the job returns NaN, so the
+    other jobs still run. A stop (SIGTERM, Ctrl-C) ends a single run and a whole sweep alike,
+    as the scheduler or the user means it to, with the command that resumes it."""
     started = time.perf_counter()
+    output_dir = cfg.paths.output_dir
+    start_ddp_processes_from_saved_config()
+    # DDP's other ranks run in the same folder, under the lock of the process that started
+    # them; they leave its files to that process.
+    rank_zero = rank_zero_only.rank == 0
+    lock = RunLock(output_dir) if rank_zero else None
+    with user_errors_reported():
+        if lock:
+            lock.acquire()
     try:
-        with user_errors_reported():
+        with stops_raised(), user_errors_reported():
             metrics = train(cfg)
-    except (Exception, SystemExit) as error:
-        # SIGTERM and Ctrl-C (Lightning exits 1 after a KeyboardInterrupt) stop the whole
-        # sweep, as the scheduler or the user means them to: they are not a failed job.
-        stopped = isinstance(error, SystemExit) and (
-            error.code == TERMINATED_EXIT_CODE or isinstance(error.__context__, KeyboardInterrupt)
+    except RunStopped as stop:
+        message = (
+            f"{stop} before the run ended; continue with: python train.py "
+            f"resume={shlex.quote(str(output_dir))}"
         )
-        if not in_multirun() or stopped:
-            raise
+        if rank_zero:
+            record_error(output_dir, message, started, status="stopped")
+        log.error(message)
+        sys.exit(stop.exit_code)
+    except (Exception, SystemExit) as error:
         # A user error arrives as the SystemExit that reported it; the error is its context.
-        cause = error.__context__ if isinstance(error, SystemExit) else error
-        return record_failure(cfg.paths.output_dir, cause or error, started)
+        cause = (error.__context__ if isinstance(error, SystemExit) else error) or error
+        message = error_message(cause)
+        if rank_zero:
+            record_error(output_dir, message, started, status="failed")
+        if not in_multirun():
+            raise
+        log.error("job failed, the sweep goes on: %s", message, exc_info=cause)
+        return math.nan
+    finally:
+        if lock:
+            lock.release()
     return metrics.get(cfg.get("optimized_metric"))
 
 

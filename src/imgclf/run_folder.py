@@ -1,0 +1,126 @@
+"""A run folder's life: created under a name no other run has, held by its run while it runs,
+and, read later, a status: completed, failed, stopped, running or killed."""
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import IO
+
+from imgclf.errors import UserError, user_errors_reported
+
+METRICS_FILE = "metrics.json"
+# A failed or stopped run's message, with its status.
+ERROR_FILE = "error.json"
+# Locked while a run runs; the system drops the lock when its process ends, however it ends.
+LOCK_FILE = ".running"
+SAVED_CONFIG = Path(".hydra") / "config.yaml"
+
+
+def new_run_folder(path: str) -> str:
+    """`${imgclf_new_run_folder:<path>}`: `path`, created now, or `<path>-2`, `-3`, ... when
+    another run took it first (runs started in the same second). `mkdir` fails where the
+    folder exists, so two processes never get the same one. The resolver is cached, as Hydra's
+    `now` is: every read of `hydra.run.dir` in the run gives the folder it created."""
+    # Hydra resolves this before the app runs, and would wrap an error in its own report.
+    with user_errors_reported():
+        return str(create_unique_folder(Path(path).expanduser()))
+
+
+def create_unique_folder(base: Path) -> Path:
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 1000):
+            folder = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise UserError(
+            f"cannot create the run folder {base} ({error.strerror or error}). Set "
+            "paths.log_dir (or hydra.run.dir) to a folder you can write to."
+        ) from error
+    raise UserError(f"{base}: 999 run folders of this name exist; use another paths.log_dir")
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / SAVED_CONFIG).is_file()
+
+
+class RunLock:
+    """Held by the run that writes into `folder`, from its start to its end: another process
+    can tell it is running (a second `resume=` of it is refused), and once its process is
+    gone, however it ended, the system has released it."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self.file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        file = self.path.open("a+")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise UserError(
+                f"{self.path.parent} is in use by a run that is still running ({holder}). "
+                "Wait for it to end, or stop it first."
+            ) from None
+        file.truncate(0)
+        file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        file.flush()
+        self.file = file
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()  # closing drops the lock
+            self.file = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_locked(folder: Path) -> bool:
+    path = folder / LOCK_FILE
+    if not path.is_file():
+        return False
+    with path.open() as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
+def record_error(folder: str | Path, message: str, started: float, status: str) -> None:
+    """Write `error.json`: the message, the status (failed or stopped), the seconds run."""
+    record = {"status": status, "error": message, "seconds": round(time.perf_counter() - started, 1)}
+    (Path(folder) / ERROR_FILE).write_text(json.dumps(record) + "\n")
+    return message
+
+
+def run_status(folder: Path) -> tuple[str, dict] | None:
+    """(status, what the run wrote: metrics or error) of a run folder, None for a folder that
+    is not one. Killed: it ended without a word, by SIGKILL, a crash of the machine or the
+    memory limit."""
+    if not is_run_folder(folder):
+        return None
+    metrics_path, error_path = folder / METRICS_FILE, folder / ERROR_FILE
+    if metrics_path.is_file():
+        return "completed", json.loads(metrics_path.read_text())
+    if is_locked(folder):
+        return "running", {}
+    if error_path.is_file():
+        record = json.loads(error_path.read_text())
+        return record.get("status", "failed"), record
+    return "killed", {}

@@ -1,0 +1,212 @@
+"""A run's life as users meet it, with the default callbacks and logger: a stop at any phase
+is reported as one, with the command that resumes it; the resumed run ends with everything an
+uninterrupted one writes; any folder path resumes; two runs never share a folder; every run
+folder is listed with its status."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from imgclf.overrides import override
+
+from cli import REPO, command, environment, run_script, run_train, stopped_run
+from conftest import require_real_data
+
+# Two short epochs of simple_cnn on the real MNIST, with every default callback and logger.
+SHORT_RUN = [
+    "experiment=mnist_quick",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=8",
+    "trainer.limit_val_batches=3",
+    "trainer.limit_test_batches=3",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("whole")
+    result = run_train(*SHORT_RUN, f"hydra.run.dir={run_dir}", data_dir=require_real_data("MNIST"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_dir: Path) -> dict:
+    return json.loads((uninterrupted_dir / "metrics.json").read_text())
+
+
+def resume(run_dir: Path) -> subprocess.CompletedProcess:
+    return run_train(f"resume={run_dir}", data_dir=require_real_data("MNIST"))
+
+
+def title(run_dir: Path) -> str:
+    return (run_dir / "report.md").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("phase", "signal_name", "exit_code"),
+    [
+        ("sanity check", "SIGTERM", 143),
+        ("fit", "SIGTERM", 143),
+        ("validation", "SIGTERM", 143),
+        ("test", "SIGTERM", 143),
+        ("report", "SIGTERM", 143),
+        ("fit", "SIGINT", 130),
+        ("test", "SIGINT", 130),
+    ],
+)
+def test_a_stop_at_any_phase_is_reported_and_resumes_to_the_whole_record(
+    phase: str, signal_name: str, exit_code: int, uninterrupted: dict,
+    uninterrupted_dir: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    run_dir = tmp_path / "run"
+    stopped = stopped_run(
+        phase, signal_name, *SHORT_RUN, f"hydra.run.dir={run_dir}",
+        data_dir=require_real_data("MNIST"),
+    )  # fmt: skip
+    assert stopped.returncode == exit_code, stopped.stderr[-3000:]
+    resume_command = f"continue with: python train.py resume={run_dir}"
+    assert resume_command in (run_dir / "train.log").read_text()
+    record = json.loads((run_dir / "error.json").read_text())
+    assert record["status"] == "stopped" and resume_command in record["error"]
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = resume(run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # Every train, val and test metric the uninterrupted run wrote, and the same test result.
+    assert sorted(metrics) == sorted(uninterrupted)
+    assert metrics["test/acc"] == pytest.approx(uninterrupted["test/acc"], abs=0.02)
+    assert metrics["epochs"] == 2
+    if phase in ("test", "report"):  # fitting had ended: the same fitted model, to the digit
+        for name in ("val/acc_best", "train/loss", "test/acc", "test/loss"):
+            assert metrics[name] == uninterrupted[name], name
+        # The seconds of both processes: more than the fit the stopped one did.
+        assert metrics["seconds"] > record["seconds"]
+    assert title(run_dir) == title(uninterrupted_dir)
+
+
+def test_resume_takes_any_folder_path_literally(uninterrupted: dict, tmp_path: Path) -> None:
+    """Spaces, `=`, commas, brackets, quotes, non-ASCII: nothing in the path is override
+    syntax. (Hydra itself reads a run folder named with `${` as an interpolation.)"""
+    run_dir = tmp_path / "my runs=1,2 [best] 'a' \"b\" ünï 東京" / "run"
+    stopped = stopped_run(
+        "fit", "SIGTERM", *SHORT_RUN, override("hydra.run.dir", run_dir),
+        data_dir=require_real_data("MNIST"),
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    resumed = resume(run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(json.loads((run_dir / "metrics.json").read_text())) == sorted(uninterrupted)
+    assert not (tmp_path / "my runs=1").exists()
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path: Path) -> None:
+    overrides = [*SHORT_RUN, "trainer.max_epochs=1", f"paths.log_dir={tmp_path}"]
+    env = environment(require_real_data("MNIST"))
+    processes = [
+        subprocess.Popen(
+            [*command("train.py", *overrides), f"seed={seed}"], cwd=REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for seed in (1, 2)
+    ]
+    for process in processes:
+        assert process.wait(timeout=600) == 0, process.stderr.read()[-3000:]
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2, folders
+    seeds = {json.loads((f / "metrics.json").read_text())["best_checkpoint"]: f for f in folders}
+    for folder in folders:  # each folder's config is the run whose metrics it holds
+        config = (folder / ".hydra" / "overrides.yaml").read_text()
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["best_checkpoint"].startswith(str(folder) + "/")
+        assert ("seed=1" in config) != ("seed=2" in config)
+    assert len(seeds) == 2
+
+
+def test_a_failed_run_leaves_its_error_and_a_running_one_cannot_be_resumed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_train(
+        *SHORT_RUN, "data.classes=[3,x]", f"hydra.run.dir={run_dir}",
+        data_dir=require_real_data("MNIST"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    record = json.loads((run_dir / "error.json").read_text())
+    assert record["status"] == "failed" and "data.classes names ['x']" in record["error"]
+
+    running = subprocess.Popen(
+        command("train.py", *SHORT_RUN, "trainer.max_epochs=50", f"hydra.run.dir={run_dir}2"),
+        cwd=REPO, env=environment(require_real_data("MNIST")),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        last = run_dir.with_name("run2") / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 300
+        while not last.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run_train(f"resume={run_dir}2")
+        assert second.returncode == 2
+        assert "the run is still running" in second.stderr
+        listed = run_script("scripts/compare_runs.py", str(run_dir), f"{run_dir}2")
+        assert "| failed |" in listed.stdout and "| running |" in listed.stdout
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_compare_runs_lists_every_folder_with_its_status(
+    uninterrupted: dict, tmp_path: Path
+) -> None:
+    data_dir = require_real_data("MNIST")
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        command("train.py", *SHORT_RUN, "trainer.max_epochs=50", f"hydra.run.dir={killed}"),
+        cwd=REPO, env=environment(data_dir), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    stopped = tmp_path / "stopped"
+    stopped_run("fit", "SIGTERM", *SHORT_RUN, f"hydra.run.dir={stopped}", data_dir=data_dir)
+    finished = tmp_path / "finished"
+    assert run_train(*SHORT_RUN, f"hydra.run.dir={finished}", data_dir=data_dir).returncode == 0
+    not_a_run = tmp_path / "photos"
+    not_a_run.mkdir()
+
+    listed = run_script(
+        "scripts/compare_runs.py", str(finished), str(stopped), str(killed), str(not_a_run)
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split("|")[1].strip(): line for line in listed.stdout.splitlines()[2:]}
+    assert set(rows) == {"finished", "stopped", "killed"}
+    assert "| completed |" in rows["finished"]
+    assert "| stopped |" in rows["stopped"] and "resume=" in rows["stopped"]
+    assert "| killed |" in rows["killed"]
+    assert f"not run folders (no .hydra/config.yaml), left out: {not_a_run}" in listed.stderr
+
+
+@pytest.mark.parametrize("output", ["run folder", "mlflow store"])
+def test_outputs_that_cannot_be_written_are_one_message_at_once(
+    output: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a_file"  # a file where a folder should be: no user can write there
+    blocker.write_text("")
+    if output == "run folder":
+        overrides, named = [f"paths.log_dir={blocker}/outputs"], f"run folder {blocker}/outputs"
+    else:
+        overrides = [
+            "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]  # fmt: skip
+        named = f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db: cannot write into"
+    started = time.monotonic()
+    result = run_train(*SHORT_RUN, *overrides, data_dir=require_real_data("MNIST"))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
