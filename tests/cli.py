@@ -85,6 +85,8 @@ from imgclf.module import ImageClassifier
 from imgclf.train import main
 
 phase, signal_name = sys.argv.pop(1), sys.argv.pop(1)
+# As in a terminal, whatever this test process inherited (pytest-xdist ignores SIGINT).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sent = []
 
 def stopping(cls, name, when):
@@ -101,7 +103,8 @@ module = ImageClassifier
 if phase == "sanity check":
     stopping(module, "validation_step", lambda t: t.sanity_checking)
 elif phase == "fit":  # the second epoch's third batch
-    stopping(module, "training_step", lambda t: t.current_epoch == 1 and t.fit_loop.epoch_loop.batch_idx == 2)
+    batch = lambda t: t.fit_loop.epoch_loop.batch_idx  # noqa: E731
+    stopping(module, "training_step", lambda t: t.current_epoch == 1 and batch(t) == 2)
 elif phase == "validation":  # the second epoch's
     stopping(module, "validation_step", lambda t: t.current_epoch == 1 and not t.sanity_checking)
 elif phase == "test":

@@ -15,8 +15,9 @@ import torch.multiprocessing as mp
 from test_pretrained import random_weights
 
 from imgclf import random_states
+from imgclf.overrides import override
 
-from cli import run_train
+from cli import run_train, stopped_run
 from dataset_files import write_image_folder
 
 
@@ -56,6 +57,7 @@ def test_a_run_that_trains_no_step_fails_before_testing(
 ) -> None:
     result = run_train(
         "trainer.limit_train_batches=0", "callbacks=minimal", "data.download=false",
+        "data.batch_size=16",
         f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
     )  # fmt: skip
     assert result.returncode == 2
@@ -74,8 +76,9 @@ def test_speedrun_freezes_its_whitening_bias_under_ddp_and_keeps_last_ckpt(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # resume= needs it
-    first = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert first["epoch"] == 2
+    # Saved again when fitting ended: the state after the third epoch.
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 3
 
 
 def test_a_frozen_backbone_stays_exactly_as_loaded_under_ddp_then_trains(
@@ -128,3 +131,42 @@ def test_each_rank_resumes_with_its_own_random_state(tmp_path: Path) -> None:
         args=(2, free_port(), str(tmp_path / "last.ckpt")),
         nprocs=2,
     )
+
+
+def test_a_sweep_of_ddp_runs_runs_each_job_once_in_its_own_folder(
+    odd_folder: Path, tmp_path: Path
+) -> None:
+    """Lightning starts DDP's other process by running the command line again: under `-m`
+    that was the whole sweep again, with its own jobs and summary."""
+    log_dir = tmp_path / "my outputs"  # a space: the folder reaches the process quoted
+    result = run_train(
+        "-m", "trainer=ddp_cpu", "data=image_folder", f"data.data_dir={odd_folder}",
+        "data.image_size=32", "data.cache=ram", "data.batch_size=8", "trainer.max_epochs=1",
+        "model=simple_cnn", "optimizer.lr=0.003", override("paths.log_dir", log_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweeps = list((log_dir / "multiruns").iterdir())
+    assert len(sweeps) == 1, sweeps
+    assert not (log_dir / "runs").exists()
+    sweep = sweeps[0]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
+    summary = (sweep / "summary.csv").read_text().splitlines()
+    assert len(summary) == 2 and ",completed," in summary[1], summary
+    for job in ("0",):  # the job trained once, by both processes
+        assert json.loads((sweep / job / "metrics.json").read_text())["epochs"] == 1
+        assert (sweep / job / "train_ddp_process_1.log").is_file()
+
+
+def test_a_stopped_ddp_run_resumes(odd_folder: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    stopped = stopped_run(
+        "validation", "SIGTERM", "trainer=ddp_cpu", "data=image_folder",
+        f"data.data_dir={odd_folder}", "data.image_size=32", "data.cache=ram",
+        "data.batch_size=8", "trainer.max_epochs=2", "model=simple_cnn",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    resumed = run_train(f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and "test/acc" in metrics and "train/loss" in metrics

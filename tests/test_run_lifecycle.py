@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from imgclf.callbacks.curves import build_learning_curves_figure
 from imgclf.overrides import override
 
 from cli import REPO, command, environment, run_script, run_train, stopped_run
@@ -22,6 +23,7 @@ SHORT_RUN = [
     "trainer.limit_train_batches=8",
     "trainer.limit_val_batches=3",
     "trainer.limit_test_batches=3",
+    "trainer.log_every_n_steps=2",  # the learning-rate monitor logs
 ]
 
 
@@ -87,6 +89,10 @@ def test_a_stop_at_any_phase_is_reported_and_resumes_to_the_whole_record(
         # The seconds of both processes: more than the fit the stopped one did.
         assert metrics["seconds"] > record["seconds"]
     assert title(run_dir) == title(uninterrupted_dir)
+    results = (run_dir / "report.md").read_text().split("## Results")[1].split("##")[0]
+    rows = [line.split("|")[1].strip() for line in results.splitlines() if line.startswith("| ")]
+    assert rows[1:] and all(row.startswith(("train/", "val/", "test/")) for row in rows[1:])
+    assert any(name.startswith("lr-") for name in metrics)  # logged, and left out of the table
 
 
 def test_resume_takes_any_folder_path_literally(uninterrupted: dict, tmp_path: Path) -> None:
@@ -109,8 +115,12 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path: Pat
     env = environment(require_real_data("MNIST"))
     processes = [
         subprocess.Popen(
-            [*command("train.py", *overrides), f"seed={seed}"], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [*command("train.py", *overrides), f"seed={seed}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for seed in (1, 2)
     ]
@@ -189,6 +199,21 @@ def test_compare_runs_lists_every_folder_with_its_status(
     assert "| stopped |" in rows["stopped"] and "resume=" in rows["stopped"]
     assert "| killed |" in rows["killed"]
     assert f"not run folders (no .hydra/config.yaml), left out: {not_a_run}" in listed.stderr
+
+
+def test_a_run_without_validation_draws_no_validation_curve(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    result = run_train(
+        "data=image_folder", f"data.data_dir={image_folder}", "data.image_size=32",
+        "data.val_ratio=0", "data.batch_size=8", "trainer.max_epochs=2",
+        "callbacks.model_checkpoint.monitor=null", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = json.loads((tmp_path / "figures" / "curves.json").read_text())
+    figure = build_learning_curves_figure(history)
+    for axis in figure.axes:
+        assert axis.get_legend_handles_labels()[1] == ["train"]
 
 
 @pytest.mark.parametrize("output", ["run folder", "mlflow store"])

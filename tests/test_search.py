@@ -153,8 +153,8 @@ def test_two_workers_share_one_study_and_a_later_sweep_continues_it(tmp_path: Pa
     assert len(completed(database)) == 6
 
 
-# A stopped sweep's exit status: SIGTERM's 143 (imgclf), Lightning's 1 after Ctrl-C, killed.
-STOPPED_STATUS = {signal.SIGTERM: 143, signal.SIGINT: 1, signal.SIGKILL: -signal.SIGKILL}
+# A stopped sweep's exit status: 128 + the signal, as a shell reports it, or killed.
+STOPPED_STATUS = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGKILL: -signal.SIGKILL}
 
 
 @pytest.mark.parametrize("signal_number", list(STOPPED_STATUS))

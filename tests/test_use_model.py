@@ -3,6 +3,8 @@ TorchScript and run the exports with onnxruntime and torch.jit."""
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -149,6 +151,41 @@ def test_predict_with_a_missing_input_or_checkpoint_is_one_clear_error(
     assert f"{not_a_checkpoint} is not a readable imgclf checkpoint" in garbage.stderr
     for result in (missing, garbage):
         assert "Traceback" not in result.stderr
+
+
+# A checkpoint whose unpickling would run a shell command, and a checkpoint cut short.
+HOSTILE_CHECKPOINT = """
+import os, sys, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+torch.save({"hyper_parameters": Payload(), "state_dict": {}}, sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("script", ["scripts/eval.py", "scripts/predict.py", "train.py"])
+def test_a_hostile_or_truncated_file_is_refused_without_pytorchs_advice(
+    script: str, cifar_run: tuple, tmp_path: Path
+) -> None:
+    """PyTorch's message suggests loading with weights_only=False, which would run it."""
+    hostile, marker = tmp_path / "hostile.ckpt", tmp_path / "it_ran"
+    subprocess.run([sys.executable, "-c", HOSTILE_CHECKPOINT, hostile, marker], check=True)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes((cifar_run[0] / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    key = "model.init_from" if script == "train.py" else "ckpt_path"
+    for path, reason in [
+        (hostile, "it holds objects (posix.system) that only running code could rebuild"),
+        (truncated, "it is truncated or not a PyTorch file"),
+    ]:
+        extra = [f"inputs={path}"] if "predict" in script else []
+        result = run_script(
+            script, f"{key}={path}", *extra, f"hydra.run.dir={tmp_path / path.stem}"
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert reason in result.stderr
+        for advice in ("weights_only", "file an issue", "Traceback"):
+            assert advice not in result.stderr
+    assert not marker.exists()
 
 
 # imgclf's own network, and a timm one (MobileNetV3: hard-swish, squeeze-excitation).

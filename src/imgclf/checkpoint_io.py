@@ -2,6 +2,7 @@
 checkpoint) and read without running code."""
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             temporary.unlink(missing_ok=True)
 
 
+def unreadable_reason(error: Exception) -> str:
+    """Why torch.load refused a file, in a few words, without PyTorch's advice to load it
+    with `weights_only=False` (which would run the code in it) or to report a bug."""
+    text = str(error)
+    found = re.search(r"unsupported GLOBAL (\S+)", text)
+    if "Weights only load failed" in text:
+        named = f" ({found.group(1)})" if found else ""
+        return f"it holds objects{named} that only running code could rebuild, which imgclf refuses"
+    if "zip archive" in text or isinstance(error, EOFError | OSError):
+        return "it is truncated or not a PyTorch file"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"it is not a PyTorch checkpoint ({type(error).__name__}: {first.split('. ')[0]})"
+
+
 def read_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
     """An imgclf checkpoint's contents, read with `weights_only`: only tensors and plain data
     come out, no code in the file can run. `argument` names where the path came from."""
@@ -43,8 +58,8 @@ def read_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
         checkpoint["hyper_parameters"], checkpoint["state_dict"]  # noqa: B018
     except Exception as error:  # unpickling, truncation, a dict without our keys: all unusable
         raise UserError(
-            f"{argument}={path} is not a readable imgclf checkpoint ({type(error).__name__}: "
-            f"{error}). Pass a .ckpt file written by `python train.py`."
+            f"{argument}={path} is not a readable imgclf checkpoint: "
+            f"{unreadable_reason(error)}. Pass a .ckpt file written by `python train.py`."
         ) from error
     # Its hyperparameters name the classes that rebuild the model: only imgclf's may.
     refuse_unknown_targets(checkpoint["hyper_parameters"], f"{argument}={path}")

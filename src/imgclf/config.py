@@ -257,6 +257,18 @@ def check_outputs_writable(cfg: DictConfig) -> None:
             )
 
 
+def split_problem(cfg: DictConfig) -> str | None:
+    """Validation and test carved out of the training images must leave some to train on."""
+    val, test = OmegaConf.select(cfg, "data.val_ratio"), OmegaConf.select(cfg, "data.test_ratio")
+    if is_number(val) and is_number(test) and val + test >= 1:
+        return (
+            f"data.val_ratio={val} and data.test_ratio={test} take {val + test:.0%} of the "
+            "training images, leaving none to train on: keep their sum below 1, e.g. "
+            "data.val_ratio=0.1 data.test_ratio=0.1"
+        )
+    return None
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every invalid value, naming the key, the value and what is
     allowed."""
@@ -266,7 +278,9 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=missing)
         if value is not missing and not is_valid(value):
             problems.append(f"{key}={value} is not allowed: use {allowed}")
-    checks = (device_problem(cfg), optimizer_problem(cfg), lr_find_problem(cfg))
+    checks = (
+        device_problem(cfg), optimizer_problem(cfg), lr_find_problem(cfg), split_problem(cfg)
+    )  # fmt: skip
     problems += [problem for problem in checks if problem]
     problems += target_problems(cfg)
     if problems:

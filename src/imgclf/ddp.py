@@ -10,6 +10,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_original_cwd, to_absolute_path
 from lightning.fabric.strategies.launchers import subprocess_script
+from lightning.pytorch.strategies.launchers import subprocess_script as trainer_subprocess_script
 
 from imgclf.resume import saved_config_arguments
 
@@ -35,4 +36,6 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
 
 
 def start_ddp_processes_from_saved_config() -> None:
+    # The Trainer's launcher imported Fabric's function under its own name: both are set.
     subprocess_script._hydra_subprocess_cmd = child_command
+    trainer_subprocess_script._hydra_subprocess_cmd = child_command

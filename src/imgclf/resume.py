@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from imgclf.checkpoint_io import unreadable_reason
 from imgclf.errors import UserError
 from imgclf.overrides import override
 from imgclf.run_folder import METRICS_FILE, SAVED_CONFIG, is_locked, is_run_folder
@@ -56,6 +57,9 @@ def resume_arguments(arguments: list[str]) -> list[str]:
     refuse_unknown_targets(saved, f"resume={run_dir} (.hydra/config.yaml)")
     if is_locked(run_dir):
         raise UserError(f"resume={run_dir}: the run is still running; wait for it or stop it")
+    others = [argument for argument in arguments if not argument.startswith(RESUME_PREFIX)]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    check_same_length(run_dir, saved, others, last)
     if (run_dir / METRICS_FILE).is_file():  # written last: the run ended, tested
         raise UserError(
             f"resume={run_dir}: the run has finished (its metrics.json is written), so "
@@ -63,9 +67,6 @@ def resume_arguments(arguments: list[str]) -> list[str]:
             f"python train.py <the run's overrides> "
             f"model.init_from={run_dir / 'checkpoints' / 'last.ckpt'}"
         )
-    others = [argument for argument in arguments if not argument.startswith(RESUME_PREFIX)]
-    last = run_dir / "checkpoints" / "last.ckpt"
-    check_same_length(run_dir, saved, others, last)
     if last.is_file():
         checkpoint_step(last)  # readable, or one message now
     else:
@@ -112,6 +113,6 @@ def checkpoint_step(path: str | Path) -> int:
         return int(checkpoint["global_step"])
     except Exception as error:  # truncated, foreign, not a checkpoint: all unusable
         raise UserError(
-            f"{path} cannot be read as a checkpoint ({type(error).__name__}). Resume from a "
-            "run whose checkpoints/last.ckpt is intact, or start the run again."
+            f"{path} cannot be read as a checkpoint: {unreadable_reason(error)}. Resume from "
+            "a run whose checkpoints/last.ckpt is intact, or start the run again."
         ) from error

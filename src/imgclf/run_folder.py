@@ -104,9 +104,9 @@ def is_locked(folder: Path) -> bool:
 
 def record_error(folder: str | Path, message: str, started: float, status: str) -> None:
     """Write `error.json`: the message, the status (failed or stopped), the seconds run."""
-    record = {"status": status, "error": message, "seconds": round(time.perf_counter() - started, 1)}
+    seconds = round(time.perf_counter() - started, 1)
+    record = {"status": status, "error": message, "seconds": seconds}
     (Path(folder) / ERROR_FILE).write_text(json.dumps(record) + "\n")
-    return message
 
 
 def run_status(folder: Path) -> tuple[str, dict] | None:

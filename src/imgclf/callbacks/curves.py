@@ -14,12 +14,15 @@ CURVE_METRICS = ("train/loss", "val/loss", "train/acc", "val/acc")
 
 
 def build_learning_curves_figure(history: list[dict[str, float]]) -> Figure:
-    """Loss on the left, accuracy on the right; epochs without validation leave gaps."""
+    """Loss on the left, accuracy on the right; epochs without validation leave gaps, and a
+    run without any draws no validation line."""
     figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = [row["epoch"] for row in history]
     for axis, quantity in ((loss_axis, "loss"), (acc_axis, "acc")):
         for stage, style in (("train", "-o"), ("val", "-s")):
             values = [row.get(f"{stage}/{quantity}", math.nan) for row in history]
+            if all(math.isnan(value) for value in values):
+                continue
             axis.plot(epochs, values, style, markersize=3, label=stage)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -55,9 +55,15 @@ def config_table(config: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The stages whose metrics the results table lists; the learning rates the monitor logs
+# beside them are not results.
+RESULT_STAGES = ("train/", "val/", "test/")
+
+
 def metrics_table(metrics: dict[str, float]) -> str:
     lines = ["| metric | value |", "|---|---:|"]
-    for name, value in sorted(metrics.items()):
+    results = {name: value for name, value in metrics.items() if name.startswith(RESULT_STAGES)}
+    for name, value in sorted(results.items()):
         shown = f"{value:.2%}" if name.endswith("acc") or "acc_" in name else f"{value:.4f}"
         lines.append(f"| {name} | {shown} |")
     return "\n".join(lines)

@@ -30,8 +30,11 @@ def check_channels(channels: int) -> None:
 
 def decode_image_file(path: str | Path, channels: int = 3) -> torch.Tensor:
     """uint8 (channels, height, width), upright as the camera's EXIF orientation says.
-    Raises UnreadableImageError naming the file when neither decoder can read it."""
+    Raises UnreadableImageError naming the file when neither decoder can read it, or when its
+    header promises more pixels than PIL's decompression-bomb limit: torchvision's decoders
+    check none, and would allocate whatever the header says."""
     check_channels(channels)
+    check_header(path)  # ~30 us, beside 2 ms to decode a 500 x 375 JPEG
     try:
         data = read_file(str(path))
         image = decode_image(data, READ_MODES[channels], apply_exif_orientation=True)
@@ -61,14 +64,28 @@ def check_header(path: str | Path) -> tuple[int, int]:
         raise UnreadableImageError(f"{path}: not a readable image ({error})") from error
 
 
+# PIL's modes of more than 8 bits a channel: 16-bit grey (I;16*), 32-bit integers (I, which
+# 16-bit files also open as) and floats (F).
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def eight_bit(image: Image.Image) -> np.ndarray:
+    """The 8-bit pixels of a wide image, by a fixed scale, never by the image's own range: a
+    16-bit TIFF reads as the same PNG does in torchvision (the high byte), integers past 16
+    bits are clipped, floats are taken as [0, 1] (or [0, 255] when larger)."""
+    values = np.asarray(image)
+    if image.mode == "F":
+        scale = 255.0 if values.max(initial=0) <= 1 else 1.0
+        return np.rint(values * scale).clip(0, 255).astype(np.uint8)
+    return (values.astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8)
+
+
 def decode_with_pil(path: str | Path, channels: int) -> torch.Tensor:
     try:
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened)
-            if image.mode in ("I", "I;16", "I;16B", "F"):  # 32-bit and float: scale to 8 bits
-                pixels = np.asarray(image, dtype=np.float64)
-                span = max(float(pixels.max() - pixels.min()), 1e-12)
-                image = Image.fromarray(((pixels - pixels.min()) / span * 255).astype(np.uint8))
+            if image.mode in WIDE_MODES:
+                image = Image.fromarray(eight_bit(image))
             pixels = np.array(image.convert(PIL_MODES[channels]))
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error})") from error

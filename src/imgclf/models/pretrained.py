@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from imgclf.checkpoint_io import unreadable_reason
 from imgclf.errors import UserError
 from imgclf.models.hub import offline_unless_reachable
 
@@ -249,8 +250,8 @@ def read_weights_file(path: Path) -> Mapping[str, torch.Tensor]:
             weights = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise UserError(
-            f"model.pretrained={path} is not a readable weights file ({type(error).__name__}: "
-            f"{error}). Pass a .safetensors file or a state dict saved with torch.save."
+            f"model.pretrained={path} is not a readable weights file: {unreadable_reason(error)}"
+            ". Pass a .safetensors file or a state dict saved with torch.save."
         ) from error
     if isinstance(weights, Mapping) and "hyper_parameters" in weights:
         raise UserError(
