@@ -64,8 +64,7 @@ def resume_arguments(arguments: list[str]) -> list[str]:
         raise UserError(
             f"resume={run_dir}: the run has finished (its metrics.json is written), so "
             f"nothing is left to continue. To train on from its weights, start a new run: "
-            f"python train.py <the run's overrides> "
-            f"model.init_from={run_dir / 'checkpoints' / 'last.ckpt'}"
+            f"python train.py <the run's overrides> model.init_from={last}"
         )
     if last.is_file():
         checkpoint_step(last)  # readable, or one message now

@@ -82,13 +82,6 @@ class RunLock:
             self.file.close()  # closing drops the lock
             self.file = None
 
-    def __enter__(self) -> "RunLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
 
 def is_locked(folder: Path) -> bool:
     path = folder / LOCK_FILE
