@@ -1,5 +1,6 @@
 """Writers of tiny datasets in the real on-disk formats, for tests that must not need the
-real files: CIFAR-10 binary and python, IDX (plain and .gz), and an image folder."""
+real files: CIFAR-10 binary and python, IDX (plain and .gz), and an image folder; and the
+ways a disk-cache entry goes bad."""
 
 import csv
 import gzip
@@ -107,3 +108,16 @@ def write_image_csv(image_root: Path, csv_path: Path, val_every: int = 0) -> Pat
                 relative = image.relative_to(csv_path.parent)
                 writer.writerow([relative.as_posix(), class_folder.name, split])
     return csv_path
+
+
+def damage(entries: list[Path]) -> dict[Path, str]:
+    """Four ways a cache entry goes bad, each named by what the check reports."""
+    truncated, zeroed, foreign, garbage = entries
+    truncated.write_bytes(truncated.read_bytes()[:-100])  # a crash or a full disk mid-copy
+    zeroed.write_bytes(bytes(zeroed.stat().st_size))  # a file system's repair after a crash
+    np.save(foreign, np.zeros((16, 16), dtype=np.float32))  # another program's array
+    garbage.write_bytes(b"not an array at all")
+    return {
+        truncated: "truncated", zeroed: "not a NumPy array file",
+        foreign: "float32 array of shape (16, 16)", garbage: "not a NumPy array file",
+    }  # fmt: skip

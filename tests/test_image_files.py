@@ -20,7 +20,7 @@ from imgclf.data.transforms import ImageAugment
 from imgclf.errors import DataNotFoundError, UserError
 
 from conftest import compose_train_config
-from dataset_files import write_image_csv, write_image_folder
+from dataset_files import damage, write_image_csv, write_image_folder
 
 
 def folder_module(root: Path, **options) -> ImageDataModule:  # noqa: ANN003
@@ -237,15 +237,15 @@ def test_disk_cache_is_reused_and_a_changed_file_is_decoded_again(tmp_path: Path
     root = write_image_folder(tmp_path / "images", per_class=4)
     cache = DiskCache(tmp_path / "cache", short_side=24, channels=3)
     photo = str(root / "cat" / "cat_0.png")
-    entry = cache.store(photo)
+    entry, replaced = cache.store(photo)
     stored = np.load(entry)
-    assert stored.shape[0] == 3 and min(stored.shape[1:]) <= 24
+    assert stored.shape[0] == 3 and min(stored.shape[1:]) <= 24 and replaced is None
     entry.write_bytes(entry.read_bytes())  # what a reuse must not rewrite: its bytes stay
     written = entry.stat().st_mtime_ns
-    assert cache.store(photo) == entry and entry.stat().st_mtime_ns == written
+    assert cache.store(photo) == (entry, None) and entry.stat().st_mtime_ns == written
     Image.new("RGB", (50, 30), "red").save(photo)
     os.utime(photo, ns=(written + 10**9, written + 10**9))
-    fresh = cache.store(photo)
+    fresh, _ = cache.store(photo)
     assert fresh != entry
     assert np.load(fresh)[0].min() > 240  # the new, red picture
 
@@ -261,6 +261,29 @@ def test_prepare_data_fills_the_disk_cache_and_setup_only_finds_it(tmp_path: Pat
     assert after == entries
     used = {str(path) for data in datamodule.splits.values() for path in data.paths}
     assert used == {str(path) for path in entries}
+
+
+def test_damaged_disk_cache_entries_are_decoded_again_and_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_image_folder(tmp_path / "images", per_class=4)
+    first = folder_module(root, cache="disk", cache_dir=tmp_path / "cache")
+    first.setup()
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    sound = {path: np.load(path) for path in entries}
+    problems = damage(entries[:4])
+    again = folder_module(root, cache="disk", cache_dir=tmp_path / "cache")
+    with caplog.at_level(logging.WARNING):
+        again.setup()
+    warnings = [r.message for r in caplog.records if "disk-cache entries were damaged" in r.message]
+    assert len(warnings) == 1 and "decoded 4 image(s) again" in warnings[0]
+    for path, problem in problems.items():
+        assert f"{path} (" in warnings[0] and problem in warnings[0]
+    assert sorted((tmp_path / "cache").rglob("*.npy")) == entries  # no partial files left
+    for path in entries:
+        assert np.array_equal(np.load(path), sound[path])
+    images, _ = next(iter(again.train_dataloader()))  # the replaced entries load
+    assert images.dtype == torch.uint8
 
 
 def test_auto_cache_picks_ram_when_it_fits_and_disk_when_not(

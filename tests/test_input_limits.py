@@ -1,7 +1,11 @@
 """Limits come from the input, not from a crash, and pixels are right in every format:
-splits that leave nothing to train on and a decompression bomb are each one message; 16-bit
-images decode to their 8-bit originals whatever the file format."""
+splits that leave nothing to train on, an image size below the network's smallest and a
+decompression bomb are each one message; a batch larger than its split is clamped with a
+warning; damaged disk-cache entries are decoded again; 16-bit images decode to their 8-bit
+originals whatever the file format. With the default callbacks and logger."""
 
+import json
+import re
 import struct
 import time
 import zlib
@@ -16,6 +20,22 @@ from imgclf.data.decode import decode_image_file
 
 from cli import run_script, run_train
 from conftest import require_real_data
+from dataset_files import damage
+
+# One epoch on a folder of photos, with the default callbacks and logger.
+PHOTO_RUN = ["data=image_folder", "data.image_size=32", "trainer.max_epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 real CIFAR-10 cats and dogs, as JPEG photos of 160 to 480 pixels a side."""
+    output = tmp_path_factory.mktemp("photos") / "pets"
+    result = run_script(
+        "scripts/make_photo_folder.py", str(output), "--count", "40", "--classes", "cat,dog",
+        data_dir=require_real_data("cifar-10-batches-bin"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +111,76 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(
     output = result.stdout + result.stderr
     assert f"{bomb}: not a readable image" in output and "decompression bomb" in output
     assert time.monotonic() - started < 60
+
+
+def test_a_batch_larger_than_the_training_split_is_clamped_with_a_warning(
+    photos: Path, tmp_path: Path
+) -> None:
+    result = run_train(
+        *PHOTO_RUN, f"data.data_dir={photos}", "data.batch_size=1000", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    train_images = int(re.search(r"image_folder: train (\d+)", output).group(1))
+    assert (
+        f"data.batch_size=1000 is larger than the training split ({train_images} images): "
+        f"batches of {train_images} instead" in output
+    )
+    assert output.count("data.batch_size=1000 is larger") == 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "smallest", "network"),
+    [
+        (["model=deep_cnn"], 8, 9, "model=deep_cnn (AirbenchNet)"),
+        (
+            ["model=timm", "model.name=vit_tiny_patch16_224"], 32, 224,
+            "model=timm (timm vit_tiny_patch16_224)",
+        ),
+    ],
+)  # fmt: skip
+def test_an_image_size_below_the_networks_smallest_is_one_message(
+    photos: Path, tmp_path: Path, model: list[str], size: int, smallest: int, network: str
+) -> None:
+    result = run_train(
+        *PHOTO_RUN, *model, f"data.data_dir={photos}", f"data.image_size={size}",
+        f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert (
+        f"imgclf: error: {network} cannot take {size}x{size} images (data.image_size={size}); "
+        f"the smallest it takes is {smallest}: set data.image_size={smallest} or more"
+    ) in result.stderr
+
+
+def test_the_smallest_image_size_named_trains(photos: Path, tmp_path: Path) -> None:
+    result = run_train(
+        *PHOTO_RUN, "model=deep_cnn", f"data.data_dir={photos}", "data.image_size=9",
+        "data.batch_size=8", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_damaged_disk_cache_entries_are_replaced_and_the_run_goes_on(
+    photos: Path, tmp_path: Path
+) -> None:
+    cache = [f"data.data_dir={photos}", "data.cache=disk", f"paths.cache_dir={tmp_path / 'cache'}"]
+    first = run_train(*PHOTO_RUN, *cache, f"hydra.run.dir={tmp_path / 'first'}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(entries) == 40
+    sound = {path: np.load(path) for path in entries}
+    problems = damage(entries[:4])
+    second = run_train(*PHOTO_RUN, *cache, f"hydra.run.dir={tmp_path / 'second'}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    output = second.stdout + second.stderr
+    assert output.count("disk-cache entries were damaged") == 1
+    assert "decoded 4 image(s) again" in output
+    assert all(problem in output for problem in problems.values())
+    for path in entries:
+        assert np.array_equal(np.load(path), sound[path])
+    first_metrics = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    second_metrics = json.loads((tmp_path / "second" / "metrics.json").read_text())
+    assert second_metrics["test/loss"] == first_metrics["test/loss"]  # same pixels, same seed

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,7 @@ from imgclf.ddp import start_ddp_processes_from_saved_config
 from imgclf.errors import UserError, error_message, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
+from imgclf.models.input_size import check_image_size
 from imgclf.overrides import check_overrides
 from imgclf.precision import resolve_precision
 from imgclf.resume import RESUME_PREFIX, checkpoint_step, resume_arguments
@@ -97,6 +99,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
+    check_image_size(
+        OmegaConf.to_container(cfg.model.net, resolve=True),
+        cfg.model.in_channels,
+        cfg.model.image_size,
+        HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None,
+    )
     model = build_model(cfg)
     trainer = build_trainer(cfg, resume_from=cfg.get("ckpt_path"))
     record = run_record(trainer)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.lib import format as np_format
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as F
 
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 CACHE_MODES = ("auto", "ram", "disk", "none")
 # Jobs over this many files log their progress.
 PROGRESS_FROM = 5000
+# The .npy header formats np.save writes.
+HEADER_READERS = {
+    (1, 0): np_format.read_array_header_1_0,
+    (2, 0): np_format.read_array_header_2_0,
+}
 
 
 def choose_cache_mode(
@@ -88,24 +94,41 @@ class DiskCache:
         self.channels = channels
         # Entries found or written by `entries` in this process.
         self.known: dict[str, Path] = {}
+        # Damaged entries found and replaced, each "<entry> (<what was wrong>)".
+        self.replaced: list[str] = []
 
     def entries(
         self, paths: np.ndarray, workers: int, description: str
     ) -> Iterator[tuple[int, Path | None]]:
         """(index, entry) of every path, None for an unreadable file: the entries this
-        process found before at once, the others found or decoded in `workers` processes
-        (and remembered, so that `setup` after `prepare_data` reads no file twice)."""
+        process found before at once, the others found (and checked) or decoded in `workers`
+        processes, and remembered, so that `setup` after `prepare_data` reads no file twice.
+        Damaged entries that were decoded again are kept for `warn_replaced`."""
         unknown = [index for index, path in enumerate(paths) if str(path) not in self.known]
         for index, path in enumerate(paths):
             if str(path) in self.known:
                 yield index, self.known[str(path)]
         if not unknown:
             return
-        for position, entry in map_files(paths[unknown], self.store, workers, description):
+        for position, stored in map_files(paths[unknown], self.store, workers, description):
             index = unknown[position]
+            entry, problem = stored if stored is not None else (None, None)
             if entry is not None:
                 self.known[str(paths[index])] = entry
+            if problem:
+                self.replaced.append(f"{entry} ({problem})")
             yield index, entry
+
+    def warn_replaced(self) -> None:
+        """One warning for the damaged entries replaced since the last one."""
+        if self.replaced:
+            log.warning(
+                "decoded %d image(s) again whose disk-cache entries were damaged, and replaced "
+                "the entries: %s",
+                len(self.replaced),
+                list_names(self.replaced),
+            )
+            self.replaced = []
 
     def entry(self, path: str) -> Path:
         status = os.stat(path)
@@ -113,11 +136,13 @@ class DiskCache:
         digest = hashlib.sha1(key.encode()).hexdigest()
         return self.folder / digest[:2] / f"{digest}.npy"
 
-    def store(self, path: str) -> Path:
-        """The entry of `path`, decoded and written now unless it is there already."""
+    def store(self, path: str) -> tuple[Path, str | None]:
+        """The entry of `path`, decoded and written now unless a sound one is there already,
+        and what was wrong with the one it replaced (None: nothing was there, or it was kept)."""
         entry = self.entry(path)
-        if entry.is_file():
-            return entry
+        problem = entry_problem(entry, self.channels, self.short_side)
+        if problem is None:
+            return entry, None
         image = shrink_short_side(decode_image_file(path, self.channels), self.short_side)
         entry.parent.mkdir(parents=True, exist_ok=True)
         # Written aside and renamed: a run killed mid-write, or two runs filling the same
@@ -126,7 +151,36 @@ class DiskCache:
         with unfinished.open("wb") as file:
             np.save(file, image.numpy())
         unfinished.replace(entry)
-        return entry
+        return entry, None if problem == MISSING else problem
+
+
+MISSING = "missing"
+
+
+def entry_problem(entry: Path, channels: int, short_side: int) -> str | None:
+    """Why `entry` cannot be the decoded image it stands for (MISSING, truncated, not a NumPy
+    array, another shape or type), or None. Reads the header only: a crash, a full disk or a
+    file from another program shows there or in the size; changed pixel bytes would not."""
+    try:
+        with entry.open("rb") as file:
+            version = np_format.read_magic(file)
+            read_header = HEADER_READERS.get(version)
+            if read_header is None:
+                return f"NumPy format version {version}"
+            shape, fortran_order, dtype = read_header(file)
+            data_offset, size = file.tell(), os.fstat(file.fileno()).st_size
+    except FileNotFoundError:
+        return MISSING
+    except (OSError, ValueError, EOFError):
+        return "not a NumPy array file"
+    if dtype != np.uint8 or len(shape) != 3 or fortran_order:
+        return f"a {dtype} array of shape {shape}, not a (channels, height, width) uint8 image"
+    if shape[0] != channels or min(shape[1:]) > short_side:
+        return f"of shape {shape}, not {channels} channel(s) with a short side <= {short_side}"
+    expected = data_offset + int(np.prod(shape))
+    if size != expected:
+        return f"{size:,} bytes where its header needs {expected:,}: truncated"
+    return None
 
 
 def load_cached(entry: str) -> torch.Tensor:
@@ -181,6 +235,7 @@ def cache_splits(
         else:
             cached[split] = kept
     warn_unreadable(unreadable)
+    disk_cache.warn_replaced()
     return cached
 
 

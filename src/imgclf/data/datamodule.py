@@ -118,6 +118,8 @@ class ImageDataModule(LightningDataModule):
         self.disk_cache = DiskCache(self.cache_dir, self.resize_size, in_channels)
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
+        # The clamped training batch is named once, not at every epoch's loader.
+        self.warned_batch_size = False
 
     @property
     def source(self) -> Path:
@@ -139,6 +141,7 @@ class ImageDataModule(LightningDataModule):
             paths = np.concatenate([data.paths for data in files.values()])
             for _ in self.disk_cache.entries(paths, self.worker_count(), "filling the disk cache"):
                 pass
+            self.disk_cache.warn_replaced()
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -304,9 +307,9 @@ class ImageDataModule(LightningDataModule):
         overfitting = trainer is not None and trainer.overfit_batches > 0
         return InMemoryBatches(
             data,
-            batch_size=self.batch_size,
+            batch_size=self.split_batch_size(split),
             shuffle=training and not overfitting,
-            drop_last=training and len(data) > self.batch_size,
+            drop_last=training,
             seed=torch.initial_seed(),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
@@ -344,15 +347,39 @@ class ImageDataModule(LightningDataModule):
         on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.split_batch_size(split),
             shuffle=training and sampler is None,
             sampler=sampler,
-            # A share smaller than one batch still trains on it: dropping it trains nothing.
-            drop_last=training and len(data) // world_size > self.batch_size,
+            drop_last=training,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=on_gpu,
         )
+
+    def split_batch_size(self, split: str) -> int:
+        """`batch_size`, or for training at most each process's share of the split: a batch
+        larger than the share would hold the whole split, leaving the setting without effect
+        (and a huge one would only show as the device running out of memory)."""
+        if split != "train":
+            return self.batch_size
+        world_size = self.trainer.world_size if self.trainer else 1
+        share = max(1, len(self.splits["train"]) // world_size)
+        if self.batch_size <= share:
+            return self.batch_size
+        if not self.warned_batch_size:
+            images = f"{len(self.splits['train']):,} images"
+            log.warning(
+                "data.batch_size=%d is larger than %s: batches of %d instead. Set "
+                "data.batch_size=%d or less to silence this.",
+                self.batch_size,
+                f"each process's share of the training split ({share:,} of {images})"
+                if world_size > 1
+                else f"the training split ({images})",
+                share,
+                share,
+            )
+            self.warned_batch_size = True
+        return share
 
     def train_dataloader(self) -> InMemoryBatches | DataLoader:
         return self.loader("train")
