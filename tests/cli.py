@@ -54,6 +54,10 @@ SHORT_MNIST_RUN = [
 ]
 
 
+# One epoch on a folder of photos (conftest's real_photos), default callbacks and logger.
+PHOTO_RUN = ["data=image_folder", "data.image_size=32", "trainer.max_epochs=1"]
+
+
 def interrupted_run(run_dir: Path, data_dir: Path, signal_number: int, *overrides: str) -> int:
     """SHORT_MNIST_RUN (and `overrides`), sent `signal_number` a second into its second
     epoch: its exit status."""

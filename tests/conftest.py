@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 import imgclf.config  # noqa: F401  registers the config resolvers
 
-from cli import run_train
+from cli import run_script, run_train
 from dataset_files import (
     write_cifar_binary,
     write_cifar_python,
@@ -94,6 +94,18 @@ def require_real_data(*relative_paths: str) -> Path:
     if missing:
         pytest.skip(f"real data not in {REAL_DATA_DIR}: {missing} (set IMGCLF_DATA_DIR)")
     return REAL_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def real_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 real CIFAR-10 cats and dogs, as JPEG photos of 160 to 480 pixels a side."""
+    output = tmp_path_factory.mktemp("photos") / "pets"
+    result = run_script(
+        "scripts/make_photo_folder.py", str(output), "--count", "40", "--classes", "cat,dog",
+        data_dir=require_real_data("cifar-10-batches-bin"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
 
 
 def finished_run(run_dir: Path, data_dir: Path, *overrides: str) -> tuple[Path, dict]:

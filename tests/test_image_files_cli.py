@@ -1,11 +1,12 @@
 """Bad input on the user's own images, tried from the command line: one message each, naming
 the input and the fix, and exit 2; a cache folder that cannot be written only warns."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from cli import run_train
+from cli import PHOTO_RUN, run_train
 from dataset_files import write_image_csv, write_image_folder
 
 
@@ -43,7 +44,7 @@ def test_csv_label_with_no_image(photos: Path, tmp_path: Path) -> None:
         file.write("images/wolf/wolf_0.png,wolf\nimages/wolf/wolf_1.png,wolf\n")
     result = train_on("data=image_csv", f"data.csv_path={csv_path}", run_dir=tmp_path / "run")
     assert_one_message(result, "class(es) ['wolf'] have no training images", "data.classes")
-    assert "skipped 2 row(s) whose image file is missing" in result.stdout + result.stderr
+    assert "skipped 2 row(s) with an image file that is missing" in result.stdout + result.stderr
 
 
 def test_class_left_empty_by_data_classes(photos: Path, tmp_path: Path) -> None:
@@ -77,3 +78,34 @@ def test_unwritable_cache_folder_falls_back_with_a_warning(photos: Path, tmp_pat
     assert f"the cache folder {blocked}/cache cannot be written" in output
     assert "using cache=ram instead" in output
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_csv_rows_are_reported_by_what_is_wrong_once(real_photos: Path, tmp_path: Path) -> None:
+    """Default callbacks: the CSV is read by the config, by prepare_data and by setup."""
+    photos = shutil.copytree(real_photos, tmp_path / "dataset" / "pets")
+    outside = tmp_path / "elsewhere.jpg"
+    outside.write_bytes(next(photos.glob("cat/*.jpg")).read_bytes())
+    rows = [f"{path.relative_to(photos.parent)},{path.parent.name}"
+            for path in sorted(photos.glob("*/*.jpg"))]  # fmt: skip
+    rows += [
+        "pets/cat/unlabelled.jpg,",  # line 42: a label left empty
+        "pets/dog/gone.jpg,dog",  # 43: no such file
+        "../elsewhere.jpg,cat",  # 44: outside the CSV's folder
+        f"{outside},dog",  # 45: an absolute path
+    ]
+    csv_path = photos.parent / "labels.csv"
+    csv_path.write_text("path,label\n" + "\n".join(rows) + "\n")
+    (photos / "cat" / "unlabelled.jpg").write_bytes(outside.read_bytes())
+    result = run_train(*PHOTO_RUN, "data=image_csv", f"data.csv_path={csv_path}",
+                       f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count(f"{csv_path}: skipped") == 1
+    assert (
+        f"{csv_path}: skipped 1 row(s) with no label: pets/cat/unlabelled.jpg (line 42); "
+        "skipped 1 row(s) with an image file that is missing: pets/dog/gone.jpg (line 43)"
+    ) in output
+    assert output.count("outside its folder") == 1
+    assert f"2 row(s) name images outside its folder {csv_path.parent}" in output
+    assert f"../elsewhere.jpg (line 44), {outside} (line 45)" in output
+    assert "image_csv: train" in output  # the outside rows train with the others

@@ -15,36 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgclf.data import sources
 from imgclf.data.decode import decode_image_file
 
-from cli import run_script, run_train
-from conftest import require_real_data
+from cli import PHOTO_RUN, run_script, run_train
 from dataset_files import damage
-
-# One epoch on a folder of photos, with the default callbacks and logger.
-PHOTO_RUN = ["data=image_folder", "data.image_size=32", "trainer.max_epochs=1"]
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 real CIFAR-10 cats and dogs, as JPEG photos of 160 to 480 pixels a side."""
-    output = tmp_path_factory.mktemp("photos") / "pets"
-    result = run_script(
-        "scripts/make_photo_folder.py", str(output), "--count", "40", "--classes", "cat,dog",
-        data_dir=require_real_data("cifar-10-batches-bin"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output
-
-
-@pytest.fixture(scope="module")
-def originals() -> tuple[np.ndarray, np.ndarray]:
-    """A real MNIST digit (grey) and a real CIFAR-10 image (RGB), 8 bits a channel."""
-    data_dir = require_real_data("MNIST", "cifar-10-batches-bin")
-    digit = sources.load("mnist", data_dir).train.images[0, 0].numpy()
-    photo = sources.load("cifar10", data_dir).train.images[0].permute(1, 2, 0).numpy()
-    return digit, photo
 
 
 def write_rgb16_png(path: Path, pixels: np.ndarray) -> None:
@@ -114,11 +88,12 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(
 
 
 def test_a_batch_larger_than_the_training_split_is_clamped_with_a_warning(
-    photos: Path, tmp_path: Path
+    real_photos: Path, tmp_path: Path
 ) -> None:
     result = run_train(
-        *PHOTO_RUN, f"data.data_dir={photos}", "data.batch_size=1000", f"hydra.run.dir={tmp_path}"
-    )
+        *PHOTO_RUN, f"data.data_dir={real_photos}", "data.batch_size=1000",
+        f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     train_images = int(re.search(r"image_folder: train (\d+)", output).group(1))
@@ -141,10 +116,10 @@ def test_a_batch_larger_than_the_training_split_is_clamped_with_a_warning(
     ],
 )  # fmt: skip
 def test_an_image_size_below_the_networks_smallest_is_one_message(
-    photos: Path, tmp_path: Path, model: list[str], size: int, smallest: int, network: str
+    real_photos: Path, tmp_path: Path, model: list[str], size: int, smallest: int, network: str
 ) -> None:
     result = run_train(
-        *PHOTO_RUN, *model, f"data.data_dir={photos}", f"data.image_size={size}",
+        *PHOTO_RUN, *model, f"data.data_dir={real_photos}", f"data.image_size={size}",
         f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-3000:]
@@ -155,18 +130,19 @@ def test_an_image_size_below_the_networks_smallest_is_one_message(
     ) in result.stderr
 
 
-def test_the_smallest_image_size_named_trains(photos: Path, tmp_path: Path) -> None:
+def test_the_smallest_image_size_named_trains(real_photos: Path, tmp_path: Path) -> None:
     result = run_train(
-        *PHOTO_RUN, "model=deep_cnn", f"data.data_dir={photos}", "data.image_size=9",
+        *PHOTO_RUN, "model=deep_cnn", f"data.data_dir={real_photos}", "data.image_size=9",
         "data.batch_size=8", f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_damaged_disk_cache_entries_are_replaced_and_the_run_goes_on(
-    photos: Path, tmp_path: Path
+    real_photos: Path, tmp_path: Path
 ) -> None:
-    cache = [f"data.data_dir={photos}", "data.cache=disk", f"paths.cache_dir={tmp_path / 'cache'}"]
+    cache_dir = tmp_path / "cache"
+    cache = [f"data.data_dir={real_photos}", "data.cache=disk", f"paths.cache_dir={cache_dir}"]
     first = run_train(*PHOTO_RUN, *cache, f"hydra.run.dir={tmp_path / 'first'}")
     assert first.returncode == 0, first.stderr[-3000:]
     entries = sorted((tmp_path / "cache").rglob("*.npy"))

@@ -116,6 +116,7 @@ class ImageDataModule(LightningDataModule):
         # Built-in datasets are always in memory; image files' mode is decided when listed.
         self.cache_mode: str | None = None if self.user_images else "ram"
         self.disk_cache = DiskCache(self.cache_dir, self.resize_size, in_channels)
+        self.listing: DatasetSplits | None = None
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
         # The clamped training batch is named once, not at every epoch's loader.
@@ -132,7 +133,10 @@ class ImageDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         """Download a missing built-in dataset; fill the disk cache of image files. Lightning
         runs this on one process per machine while the others wait, so DDP ranks decode
-        nothing twice: their `setup` finds every entry in place."""
+        nothing twice: their `setup` finds every entry in place. Lightning calls it again
+        before testing: by then this process holds the data, and nothing is done."""
+        if self.splits:
+            return
         sources.ensure_available(self.dataset, self.data_dir, self.download)
         if not self.user_images or self.cache not in ("auto", "disk"):
             return
@@ -150,6 +154,8 @@ class ImageDataModule(LightningDataModule):
         self.check_matches_config(loaded)
         self.class_names = loaded.class_names
         splits = self.split(loaded)
+        # The splits are copies: the whole dataset need not stay in memory beside them.
+        self.listing = None
         self.check_every_class_has_images(splits["train"])
         report_class_counts(self.train_class_counts(splits["train"]), self.class_names)
         if self.user_images:
@@ -165,11 +171,14 @@ class ImageDataModule(LightningDataModule):
         )
 
     def listed(self) -> DatasetSplits:
-        """The dataset as read (built-in) or listed (image files), with `data.classes` kept."""
-        loaded = sources.load(self.dataset, self.data_dir, self.csv_path)
-        if self.classes:
-            loaded = select_classes(loaded, self.classes, str(self.source))
-        return loaded
+        """The dataset as read (built-in) or listed (image files), with `data.classes` kept;
+        read once, so that `prepare_data` and `setup` warn of its problems once."""
+        if self.listing is None:
+            loaded = sources.load(self.dataset, self.data_dir, self.csv_path)
+            if self.classes:
+                loaded = select_classes(loaded, self.classes, str(self.source))
+            self.listing = loaded
+        return self.listing
 
     def check_matches_config(self, loaded: DatasetSplits) -> None:
         if isinstance(loaded.train, LabelledImages):

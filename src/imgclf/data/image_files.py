@@ -3,6 +3,7 @@ optionally inside train/, val/ and test/, or a CSV of `path,label[,split]` rows.
 
 import csv
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -111,22 +112,33 @@ def csv_class_names(csv_path: Path) -> list[str]:
 
 
 def list_csv(csv_path: Path) -> DatasetSplits:
-    """Rows whose file is missing are skipped, all named in one warning; a row's `split`, when
-    the column is there, puts the image in train, val or test."""
+    """Rows without a path or a label, or whose file is missing, are skipped, all named in one
+    warning; paths outside the CSV's folder (`../`, absolute) are kept and named in another. A
+    row's `split`, when the column is there, puts the image in train, val or test."""
     rows = read_csv_rows(csv_path)
     class_names = csv_class_names(csv_path)
     label_of = {name: label for label, name in enumerate(class_names)}
+    folder = os.path.normpath(csv_path.parent)
     by_split: dict[str, tuple[list[str], list[int]]] = {}
-    missing, bad_splits = [], []
+    skipped: dict[str, list[str]] = {reason: [] for reason in SKIP_REASONS}
+    bad_splits, outside = [], []
     for line, row in enumerate(rows, start=2):
-        path = csv_path.parent / row["path"]
-        if not row["path"] or not row["label"] or not path.is_file():
-            missing.append(f"{row['path'] or '(empty path)'} (line {line})")
+        path = Path(os.path.normpath(csv_path.parent / row["path"]))
+        reason = (
+            "no path" if not row["path"]
+            else "no label" if not row["label"]
+            else "an image file that is missing" if not path.is_file()
+            else None
+        )  # fmt: skip
+        if reason:
+            skipped[reason].append(f"{row['path'] or row['label']} (line {line})")
             continue
         split = row.get("split") or "train"
         if split not in SPLIT_NAMES:
             bad_splits.append(f"line {line}: {split!r}")
             continue
+        if not path.is_relative_to(folder):
+            outside.append(f"{row['path']} (line {line})")
         paths, labels = by_split.setdefault(split, ([], []))
         paths.append(str(path))
         labels.append(label_of[row["label"]])
@@ -134,14 +146,32 @@ def list_csv(csv_path: Path) -> DatasetSplits:
         raise UserError(
             f"{csv_path}: the split column must say train, val or test; {list_names(bad_splits)}"
         )
-    if missing:
+    warn_skipped_rows(csv_path, skipped)
+    if outside:
         log.warning(
-            "%s: skipped %d row(s) whose image file is missing: %s",
+            "%s: %d row(s) name images outside its folder %s, so the CSV works only where "
+            "those paths exist: %s. Paths relative to the CSV keep a dataset movable.",
             csv_path,
-            len(missing),
-            list_names(missing),
+            len(outside),
+            folder,
+            list_names(outside),
         )
     if "train" not in by_split:
         raise UserError(f"{csv_path} lists no training image that exists (0 of {len(rows)} rows)")
     splits = {split: as_files(*by_split[split]) for split in SPLIT_NAMES if split in by_split}
     return DatasetSplits(class_names=class_names, **splits)
+
+
+# Why a CSV row is skipped, in the order each is checked and reported.
+SKIP_REASONS = ("no path", "no label", "an image file that is missing")
+
+
+def warn_skipped_rows(csv_path: Path, skipped: dict[str, list[str]]) -> None:
+    """One warning for all skipped rows, by reason: "skipped 2 row(s) with no label: ..."."""
+    parts = [
+        f"skipped {len(rows)} row(s) with {reason}: {list_names(rows)}"
+        for reason, rows in skipped.items()
+        if rows
+    ]
+    if parts:
+        log.warning("%s: %s", csv_path, "; ".join(parts))
