@@ -95,6 +95,71 @@ def test_a_stop_at_any_phase_is_reported_and_resumes_to_the_whole_record(
     assert any(name.startswith("lr-") for name in metrics)  # logged, and left out of the table
 
 
+# Every metric a whole run writes to metrics.json, whatever its logger or preset.
+WHOLE_RECORD = ("train/loss", "val/acc_best", "test/acc", "test/loss", "epochs", "seconds")
+
+
+def stop_and_resume(run_dir: Path, *overrides: str, data: str = "MNIST") -> dict:
+    """A run stopped in its second epoch, then resumed: its metrics.json."""
+    data_dir = require_real_data(data)
+    stopped = stopped_run(
+        "fit", "SIGTERM", *overrides, f"hydra.run.dir={run_dir}", data_dir=data_dir
+    )
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    resumed = run_train(f"resume={run_dir}", data_dir=data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert all(name in metrics for name in WHOLE_RECORD) and metrics["epochs"] == 2, metrics
+    return metrics
+
+
+@pytest.mark.parametrize("logger", ["csv", "mlflow", "many"])
+def test_a_stopped_run_resumes_with_every_logger(logger: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    stop_and_resume(run_dir, *SHORT_RUN, f"logger={logger}", f"paths.log_dir={tmp_path}")
+    if logger in ("csv", "many"):  # one CSV log, continued: epochs 0 and 1 in it
+        (log,) = run_dir.glob("**/metrics.csv")
+        assert {"0", "1"} <= {row.split(",")[0] for row in log.read_text().splitlines()[1:]}
+    if logger in ("mlflow", "many"):  # one MLflow run, continued
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+        (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+        assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
+
+
+@pytest.mark.parametrize(
+    ("preset", "data"),
+    [
+        ("cifar10_speedrun", "cifar-10-batches-bin"),
+        ("fashion_mnist_speedrun", "FashionMNIST"),
+        ("cifar10_resnet18_sgd", "cifar-10-batches-bin"),
+    ],
+)
+def test_a_stopped_run_resumes_with_every_preset(preset: str, data: str, tmp_path: Path) -> None:
+    stop_and_resume(
+        tmp_path / "run", f"experiment={preset}", "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1", data=data,
+    )  # fmt: skip
+
+
+def test_a_stopped_sweep_job_resumes(tmp_path: Path) -> None:
+    """A stop ends the whole sweep; its first job, stopped in its second epoch, resumes."""
+    sweep_dir = tmp_path / "sweep"
+    stopped = stopped_run(
+        "fit", "SIGTERM", "-m", *SHORT_RUN, "optimizer.lr=1e-3,3e-3",
+        f"hydra.sweep.dir={sweep_dir}", data_dir=require_real_data("MNIST"),
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert not (sweep_dir / "1").exists()
+    resumed = run_train(f"resume={sweep_dir / '0'}", data_dir=require_real_data("MNIST"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((sweep_dir / "0" / "metrics.json").read_text())
+    assert all(name in metrics for name in WHOLE_RECORD) and metrics["epochs"] == 2
+    assert "optimizer.lr=0.001" in (sweep_dir / "0" / ".hydra" / "overrides.yaml").read_text()
+
+
 def test_resume_takes_any_folder_path_literally(uninterrupted: dict, tmp_path: Path) -> None:
     """Spaces, `=`, commas, brackets, quotes, non-ASCII: nothing in the path is override
     syntax. (Hydra itself reads a run folder named with `${` as an interpolation.)"""

@@ -2,6 +2,7 @@
 before any data is read."""
 
 import os
+import socket
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -227,6 +228,8 @@ def optimizer_problem(cfg: DictConfig) -> str | None:
     )
 
 
+# Seconds to wait for a tracking server to accept a connection.
+TRACKING_SERVER_TIMEOUT = 10
 # Tracking URIs without a scheme that MLflow does not read as a folder.
 REMOTE_TRACKING = {"databricks", "databricks-uc", "uc"}
 
@@ -242,11 +245,32 @@ def tracking_folder(uri: str) -> Path | None:
     return None
 
 
+def unreachable(uri: str, seconds: float = TRACKING_SERVER_TIMEOUT) -> str | None:
+    """Why the host and port of an http(s) tracking server cannot be connected to, or None."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=seconds).close()
+    except OSError as error:
+        return getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return None
+
+
 def check_outputs_writable(cfg: DictConfig) -> None:
-    """Each logger's local store can be written, before anything is trained: MLflow alone
-    retries an unwritable SQLite file for minutes, then fails with a database error."""
+    """Each logger's local store can be written, and its server reached, before anything is
+    trained: MLflow alone retries an unwritable SQLite file, or a server it cannot resolve,
+    for minutes, then fails with a database or connection error."""
     for name, logger in (cfg.get("logger") or {}).items():
         uri = (logger or {}).get("tracking_uri")
+        offline = unreachable(str(uri)) if uri else None
+        if offline:
+            raise UserError(
+                f"logger.{name}.tracking_uri={uri}: the tracking server cannot be reached "
+                f"({offline}). Start it or check the address; without it, track into a local "
+                f"store (logger.{name}.tracking_uri=sqlite:///outputs/mlflow.db)."
+            )
         folder = tracking_folder(str(uri)) if uri else None
         problem = folder is not None and unwritable(folder.expanduser())
         if problem:
