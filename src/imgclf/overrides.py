@@ -5,6 +5,7 @@ suggest appending it (`+optimizer.lrr`), which would train without the intended 
 
 import difflib
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -29,6 +30,18 @@ def override(key: str, value: object) -> str:
     text = re.sub(r"(\\+)(?=['$]|$)", lambda match: match.group(1) * 2, text)
     text = text.replace("'", "\\'").replace("${", "\\${")
     return f"{key}='{text}'"
+
+
+def home_expanded(arguments: list[str]) -> list[str]:
+    """`key=~/photos` as `key=/home/me/photos`. The shell expands `~` only in assignments to
+    shell names, never after `data.data_dir=`, and Hydra's grammar refuses it unquoted."""
+    expanded = []
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if value == "~" or value.startswith("~/"):
+            argument = override(key, os.path.expanduser(value))
+        expanded.append(argument)
+    return expanded
 
 
 def plain_overrides(arguments: list[str]) -> list[tuple[str, str]]:
@@ -161,6 +174,7 @@ def checking_overrides(
     def decorate(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
         @functools.wraps(hydra_main)
         def main() -> Any:
+            sys.argv[1:] = home_expanded(sys.argv[1:])
             with user_errors_reported():
                 check_overrides(sys.argv[1:], config_dir, config_name)
             return hydra_main()

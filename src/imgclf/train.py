@@ -22,7 +22,7 @@ from imgclf.errors import UserError, error_message, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
 from imgclf.models.input_size import check_image_size
-from imgclf.overrides import check_overrides
+from imgclf.overrides import check_overrides, home_expanded
 from imgclf.precision import resolve_precision
 from imgclf.resume import RESUME_PREFIX, checkpoint_step, resume_arguments
 from imgclf.run_folder import RunLock, record_error
@@ -206,6 +206,7 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def main() -> float | None:
+    sys.argv[1:] = home_expanded(sys.argv[1:])
     with user_errors_reported():
         if not any(argument.startswith(RESUME_PREFIX) for argument in sys.argv[1:]):
             check_overrides(sys.argv[1:], CONFIG_DIR, "train")
