@@ -1,5 +1,6 @@
 """`python train.py ...`: compose the config, fit, test the best checkpoint, write metrics.json."""
 
+import csv
 import json
 import logging
 import math
@@ -12,6 +13,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,7 +47,26 @@ def instantiate_group(group: DictConfig | None, resume_from: str | None = None) 
         for entry in (group or {}).values()
         if entry and "_target_" in entry
     ]
+    if resume_from:
+        for logger in built:
+            if isinstance(logger, CSVLogger):
+                continue_csv_log(logger, checkpoint_step(resume_from))
     return [item for item in built if item is not None]
+
+
+def continue_csv_log(logger: CSVLogger, step: int) -> None:
+    """Lightning's CSV writer deletes the metrics.csv it finds: the stopped run's rows up to
+    its checkpoint's `step` are written again first, as TensorBoard keeps its events."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    with path.open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("step") and int(row["step"]) <= step]
+    writer = logger.experiment  # deletes the file
+    for row in rows:
+        values = {key: float(value) for key, value in row.items() if value and key != "step"}
+        writer.log_metrics(values, int(row["step"]))
+    writer.save()
 
 
 def resumed_logger_options(entry: DictConfig, resume_from: str | None) -> dict:
