@@ -15,10 +15,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgclf.data import sources
 from imgclf.data.decode import decode_image_file
 
 from cli import PHOTO_RUN, run_script, run_train
+from conftest import require_real_data
 from dataset_files import damage
+
+
+@pytest.fixture(scope="module")
+def originals() -> tuple[np.ndarray, np.ndarray]:
+    """A real MNIST digit (grey) and a real CIFAR-10 image (RGB), 8 bits a channel."""
+    data_dir = require_real_data("MNIST", "cifar-10-batches-bin")
+    digit = sources.load("mnist", data_dir).train.images[0, 0].numpy()
+    photo = sources.load("cifar10", data_dir).train.images[0].permute(1, 2, 0).numpy()
+    return digit, photo
 
 
 def write_rgb16_png(path: Path, pixels: np.ndarray) -> None:
