@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -176,7 +176,7 @@ def checkout(real_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Che
         "<imgclf checkpoint>": best,
         "<checkpoint>": best,
     }
-    return Checkout(root, home, placeholders)
+    return replace(checkout, placeholders=placeholders)
 
 
 def arguments_of(command: Documented, checkout: Checkout) -> list[str]:

@@ -254,7 +254,7 @@ def unreachable(uri: str, seconds: float = TRACKING_SERVER_TIMEOUT) -> str | Non
     try:
         socket.create_connection((parsed.hostname, port), timeout=seconds).close()
     except OSError as error:
-        return getattr(error, "strerror", None) or str(error) or type(error).__name__
+        return error.strerror or str(error) or type(error).__name__
     return None
 
 
