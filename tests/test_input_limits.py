@@ -9,6 +9,7 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,31 @@ def write_rgb16_png(path: Path, pixels: np.ndarray) -> None:
     )  # fmt: skip
 
 
+def write_rgb16_tiff(path: Path, pixels: np.ndarray) -> None:
+    """A 16-bit RGB TIFF (uncompressed, one strip, little-endian), which PIL cannot write."""
+    height, width, _ = pixels.shape
+    data = pixels.astype("<u2").tobytes()
+    tags = 9
+    bits_offset = 8 + 2 + tags * 12 + 4
+    data_offset = bits_offset + 6
+
+    def tag(code: int, kind: int, count: int, value: int) -> bytes:
+        # kind 3: SHORT, stored left-aligned in the 4-byte value field; 4: LONG.
+        if kind == 3 and count == 1:
+            return struct.pack("<HHIHH", code, kind, count, value, 0)
+        return struct.pack("<HHII", code, kind, count, value)
+
+    directory = b"".join([
+        tag(256, 4, 1, width), tag(257, 4, 1, height), tag(258, 3, 3, bits_offset),
+        tag(259, 3, 1, 1), tag(262, 3, 1, 2), tag(273, 4, 1, data_offset),
+        tag(277, 3, 1, 3), tag(278, 4, 1, height), tag(279, 4, 1, len(data)),
+    ])  # fmt: skip
+    path.write_bytes(
+        b"II" + struct.pack("<HI", 42, 8) + struct.pack("<H", tags) + directory
+        + struct.pack("<I", 0) + struct.pack("<HHH", 16, 16, 16) + data
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_a_16_bit_grey_image_decodes_to_its_8_bit_original(
     suffix: str, originals: tuple, tmp_path: Path
@@ -61,11 +87,17 @@ def test_a_16_bit_grey_image_decodes_to_its_8_bit_original(
         assert np.array_equal(decode_image_file(path, channels=1)[0].numpy(), pixels)
 
 
-def test_a_16_bit_rgb_png_decodes_to_its_8_bit_original(originals: tuple, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "writer, suffix", [(write_rgb16_png, ".png"), (write_rgb16_tiff, ".tif")]
+)
+def test_a_16_bit_rgb_image_decodes_to_its_8_bit_original(
+    writer: Callable, suffix: str, originals: tuple, tmp_path: Path
+) -> None:
     _, photo = originals
-    path = tmp_path / "photo.png"
+    path = tmp_path / f"photo{suffix}"
+    # Half as bright as the original: stretching to the image's own range would show.
     dim = photo // 2
-    write_rgb16_png(path, dim.astype(np.uint16) * 257)
+    writer(path, dim.astype(np.uint16) * 257)
     assert np.array_equal(decode_image_file(path, channels=3).permute(1, 2, 0).numpy(), dim)
 
 
