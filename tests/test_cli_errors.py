@@ -69,6 +69,11 @@ def test_the_other_scripts_check_their_own_config_s_names(tmp_path: Path) -> Non
     result = run_script("scripts/explore_data.py", "data=mnst")
     assert result.returncode == 2
     assert "data=mnst: no data option of that name; did you mean data=mnist?" in result.stderr
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_script("scripts/eval.py", checkpoint, f"hydra.run.dir={blocker}/eval")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"hydra.run.dir={blocker}/eval: cannot create the folder" in result.stderr
 
 
 def test_image_folder_without_a_folder_says_which_key_to_set(tmp_path: Path) -> None:

@@ -286,7 +286,7 @@ def test_a_run_without_validation_draws_no_validation_curve(
         assert axis.get_legend_handles_labels()[1] == ["train"]
 
 
-@pytest.mark.parametrize("output", ["run folder", "mlflow store"])
+@pytest.mark.parametrize("output", ["run folder", "named run folder", "mlflow store"])
 def test_outputs_that_cannot_be_written_are_one_message_at_once(
     output: str, tmp_path: Path
 ) -> None:
@@ -294,6 +294,9 @@ def test_outputs_that_cannot_be_written_are_one_message_at_once(
     blocker.write_text("")
     if output == "run folder":
         overrides, named = [f"paths.log_dir={blocker}/outputs"], f"run folder {blocker}/outputs"
+    elif output == "named run folder":  # Hydra creates it before imgclf's checks run
+        overrides = [f"hydra.run.dir={blocker}/run"]
+        named = f"hydra.run.dir={blocker}/run: cannot create the folder {blocker}/run"
     else:
         overrides = [
             "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db",

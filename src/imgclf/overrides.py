@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.errors import UserError, user_errors_reported
+from imgclf.run_folder import check_run_dir_overrides
 
 
 def override(key: str, value: object) -> str:
@@ -176,6 +177,7 @@ def checking_overrides(
         def main() -> Any:
             sys.argv[1:] = home_expanded(sys.argv[1:])
             with user_errors_reported():
+                check_run_dir_overrides(sys.argv[1:])
                 check_overrides(sys.argv[1:], config_dir, config_name)
             return hydra_main()
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from imgclf.errors import UserError, user_errors_reported
 
 METRICS_FILE = "metrics.json"
@@ -45,6 +47,28 @@ def create_unique_folder(base: Path) -> Path:
             "paths.log_dir (or hydra.run.dir) to a folder you can write to."
         ) from error
     raise UserError(f"{base}: 999 run folders of this name exist; use another paths.log_dir")
+
+
+# The folders a command line may name for Hydra to create before the app runs.
+RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
+
+
+def check_run_dir_overrides(arguments: list[str]) -> None:
+    """A run or sweep folder named on the command line can be created: Hydra creates it
+    before the app runs, and reports a failure as a traceback."""
+    parser = OverridesParser.create()
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if key not in RUN_DIR_KEYS or "${" in value:
+            continue
+        folder = Path(str(parser.parse_override(argument).value())).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(
+                f"{key}={value}: cannot create the folder {folder} ({error.strerror or error}). "
+                f"Name a folder you can write to, or leave {key} out (runs go to outputs/)."
+            ) from error
 
 
 def is_run_folder(folder: Path) -> bool:

@@ -27,7 +27,7 @@ from imgclf.models.input_size import check_image_size
 from imgclf.overrides import check_overrides, home_expanded
 from imgclf.precision import resolve_precision
 from imgclf.resume import RESUME_PREFIX, checkpoint_step, resume_arguments
-from imgclf.run_folder import RunLock, record_error
+from imgclf.run_folder import RunLock, check_run_dir_overrides, record_error
 from imgclf.stops import RunStopped, stops_raised
 from imgclf.sweeps import in_multirun
 from imgclf.tracking import log_config, log_run_files, run_of_folder
@@ -229,6 +229,7 @@ def run(cfg: DictConfig) -> float | None:
 def main() -> float | None:
     sys.argv[1:] = home_expanded(sys.argv[1:])
     with user_errors_reported():
+        check_run_dir_overrides(sys.argv[1:])
         if not any(argument.startswith(RESUME_PREFIX) for argument in sys.argv[1:]):
             check_overrides(sys.argv[1:], CONFIG_DIR, "train")
         sys.argv[1:] = resume_arguments(sys.argv[1:])
