@@ -302,7 +302,10 @@ def test_outputs_that_cannot_be_written_are_one_message_at_once(
             "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db",
             f"hydra.run.dir={tmp_path / 'run'}",
         ]  # fmt: skip
-        named = f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db: cannot write into"
+        named = (
+            f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db: cannot write into "
+            f"{blocker} (it is a file, not a folder)"
+        )
     started = time.monotonic()
     result = run_train(*SHORT_RUN, *overrides, data_dir=require_real_data("MNIST"))
     assert result.returncode == 2, result.stderr[-3000:]

@@ -67,6 +67,8 @@ def choose_cache_mode(
 
 def unwritable(folder: Path) -> str | None:
     """Why files cannot be written into `folder` (created if missing), or None."""
+    if folder.exists() and not folder.is_dir():
+        return "it is a file, not a folder"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder):
