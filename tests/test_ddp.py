@@ -137,22 +137,24 @@ def test_a_sweep_of_ddp_runs_runs_each_job_once_in_its_own_folder(
     odd_folder: Path, tmp_path: Path
 ) -> None:
     """Lightning starts DDP's other process by running the command line again: under `-m`
-    that was the whole sweep again, with its own jobs and summary."""
+    that was the whole sweep again, with its own jobs and summary. Each job starts its own
+    processes: the second used to wait on the first's."""
     log_dir = tmp_path / "my outputs"  # a space: the folder reaches the process quoted
     result = run_train(
         "-m", "trainer=ddp_cpu", "data=image_folder", f"data.data_dir={odd_folder}",
         "data.image_size=32", "data.cache=ram", "data.batch_size=8", "trainer.max_epochs=1",
-        "model=simple_cnn", "optimizer.lr=0.003", override("paths.log_dir", log_dir),
+        "model=simple_cnn", "optimizer.lr=0.003,0.001", override("paths.log_dir", log_dir),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     sweeps = list((log_dir / "multiruns").iterdir())
     assert len(sweeps) == 1, sweeps
     assert not (log_dir / "runs").exists()
     sweep = sweeps[0]
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     summary = (sweep / "summary.csv").read_text().splitlines()
-    assert len(summary) == 2 and ",completed," in summary[1], summary
-    for job in ("0",):  # the job trained once, by both processes
+    assert len(summary) == 3, summary
+    assert all(",completed," in row for row in summary[1:]), summary
+    for job in ("0", "1"):  # each job trained once, by both processes
         assert json.loads((sweep / job / "metrics.json").read_text())["epochs"] == 1
         assert (sweep / job / "train_ddp_process_1.log").is_file()
 

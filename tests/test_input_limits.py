@@ -87,9 +87,7 @@ def test_a_16_bit_grey_image_decodes_to_its_8_bit_original(
         assert np.array_equal(decode_image_file(path, channels=1)[0].numpy(), pixels)
 
 
-@pytest.mark.parametrize(
-    "writer, suffix", [(write_rgb16_png, ".png"), (write_rgb16_tiff, ".tif")]
-)
+@pytest.mark.parametrize("writer, suffix", [(write_rgb16_png, ".png"), (write_rgb16_tiff, ".tif")])
 def test_a_16_bit_rgb_image_decodes_to_its_8_bit_original(
     writer: Callable, suffix: str, originals: tuple, tmp_path: Path
 ) -> None:

@@ -4,9 +4,13 @@ the whole sweep again in every process, and a folder path with spaces, quotes or
 as override syntax. imgclf starts them from the job's saved config instead, in the job's
 folder, as `resume=` rebuilds a run."""
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_original_cwd, to_absolute_path
 from lightning.fabric.strategies.launchers import subprocess_script
@@ -39,3 +43,19 @@ def start_ddp_processes_from_saved_config() -> None:
     # The Trainer's launcher imported Fabric's function under its own name: both are set.
     subprocess_script._hydra_subprocess_cmd = child_command
     trainer_subprocess_script._hydra_subprocess_cmd = child_command
+
+
+@contextmanager
+def process_group_left_as_found() -> Iterator[None]:
+    """A job of a sweep ends with no process group and the environment it started with.
+    Lightning's launcher sets LOCAL_RANK, MASTER_PORT and the world size in this process's
+    environment and keeps the process group: the next DDP job then took itself for a process
+    started by someone else, started no others, and waited on the last job's, which had ended."""
+    environment = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environment)

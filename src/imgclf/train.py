@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.run_record import RunRecord
 from imgclf.config import check_outputs_writable, validate
-from imgclf.ddp import start_ddp_processes_from_saved_config
+from imgclf.ddp import process_group_left_as_found, start_ddp_processes_from_saved_config
 from imgclf.errors import UserError, error_message, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
@@ -199,7 +199,7 @@ def run(cfg: DictConfig) -> float | None:
         if lock:
             lock.acquire()
     try:
-        with stops_raised(), user_errors_reported():
+        with process_group_left_as_found(), stops_raised(), user_errors_reported():
             metrics = train(cfg)
     except RunStopped as stop:
         message = (
