@@ -74,12 +74,3 @@ def test_the_work_of_a_training_image_is_counted_layer_by_layer(tmp_path: Path) 
     expected = 2 * (3 * forward_macs - first_conv)
     images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     assert training_flops_per_image(model, images, torch.tensor([0, 1, 2, 3])) == expected
-
-
-def test_the_winograd_benchmark_computes_the_same_convolutions() -> None:
-    """Its timings compare like with like only if its convolutions give conv2d's results."""
-    result = run_script("scripts/benchmark_winograd.py", "--batch", "2", timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    errors = [float(e) for e in re.findall(r"relative error (\S+)", result.stdout)]
-    assert len(errors) == 6
-    assert max(errors) < 1e-5
