@@ -55,20 +55,33 @@ RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 
 def check_run_dir_overrides(arguments: list[str]) -> None:
     """A run or sweep folder named on the command line can be created: Hydra creates it
-    before the app runs, and reports a failure as a traceback."""
+    before the app runs, and reports a failure as a traceback. Nothing is created here, so
+    a command line refused for another reason leaves no folder behind."""
     parser = OverridesParser.create()
     for argument in arguments:
         key, _, value = argument.partition("=")
         if key not in RUN_DIR_KEYS or "${" in value:
             continue
-        folder = Path(str(parser.parse_override(argument).value())).expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
+        folder = Path(str(parser.parse_override(argument).value())).expanduser().absolute()
+        problem = creation_problem(folder)
+        if problem:
             raise UserError(
-                f"{key}={value}: cannot create the folder {folder} ({error.strerror or error}). "
+                f"{key}={value}: cannot create the folder {folder} ({problem}). "
                 f"Name a folder you can write to, or leave {key} out (runs go to outputs/)."
-            ) from error
+            )
+
+
+def creation_problem(folder: Path) -> str | None:
+    """Why `folder` could not be created (with its parents), or None: judged on the
+    nearest part of the path that exists."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return "Not a directory"
+    if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+        return "Permission denied"
+    return None
 
 
 def is_run_folder(folder: Path) -> bool:
