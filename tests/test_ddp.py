@@ -50,6 +50,11 @@ def test_ddp_counts_every_test_image_once_and_trains_small_shares(
     # About 19 training images after validation's share: under one batch of 16 a rank, which
     # trained nothing before (a run that trains nothing now fails instead of exiting 0).
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+    # Both processes clamp their batches; the console says so once, the second process's
+    # log file too.
+    clamped = "data.batch_size=16 is larger than each process's share"
+    assert (result.stdout + result.stderr).count(clamped) == 1
+    assert clamped in (tmp_path / "train_ddp_process_1.log").read_text()
 
 
 def test_a_run_that_trains_no_step_fails_before_testing(

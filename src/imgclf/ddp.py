@@ -34,8 +34,14 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
         command = [sys.executable, "-m", __main__.__spec__.name]
     run_dir = Path(hydra.runtime.output_dir)
     command += saved_config_arguments(run_dir / hydra.output_subdir, run_dir, hydra.runtime.choices)
-    # The job's own config and logs stay the first process's.
-    command += [f"hydra.job.name=train_ddp_process_{local_rank}", "hydra.output_subdir=null"]
+    # The job's own config and logs stay the first process's. The others log into files of
+    # their own, and on the console only their errors: every process reads the same data and
+    # would repeat each of its warnings.
+    command += [
+        f"hydra.job.name=train_ddp_process_{local_rank}",
+        "hydra.output_subdir=null",
+        "++hydra.job_logging.handlers.console.level=ERROR",
+    ]
     return command, get_original_cwd()
 
 
