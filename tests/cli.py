@@ -1,6 +1,7 @@
 """Run the real command line, as a user does."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -135,3 +136,9 @@ def stopped_run(
         text=True,
         timeout=600,
     )
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -5,12 +5,12 @@ import re
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 
+from imgclf.builders import build_model
 from imgclf.flops import training_flops_per_image
 
 from cli import run_script
-from conftest import compose_train_config
+from configs import compose_train_config
 
 
 def test_benchmark_times_both_paths_and_ends_with_the_ratio(
@@ -57,9 +57,7 @@ def test_benchmark_longer_than_an_epoch_says_what_to_lower(
 def test_the_work_of_a_training_image_is_counted_layer_by_layer(tmp_path: Path) -> None:
     """simple_cnn on MNIST, counted by hand: multiply-adds of each layer at its map size."""
     cfg = compose_train_config(["model=simple_cnn", "data=mnist"], tmp_path)
-    model = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    model = build_model(cfg)
     first_conv = 1 * 32 * 9 * 28 * 28
     forward_macs = (
         first_conv

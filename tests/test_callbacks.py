@@ -1,49 +1,23 @@
 """The views of a run: every figure, text and scalar reaches TensorBoard and the run folder."""
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from imgclf.callbacks.examples import ExamplePicker
 from imgclf.callbacks.exploration import stratified_sample
 from imgclf.callbacks.report import classification_report
 
 from cli import run_script, run_train
+from views import IMAGE_TAGS, assert_real_picture, load_events
 
-IMAGE_TAGS = [
-    "data/samples",
-    "data/class_distribution",
-    "curves/loss_accuracy",
-    "val/confusion_matrix",
-    "test/confusion_matrix",
-    "test/misclassified",
-    "test/correct",
-    "test/gradcam_misclassified",
-    "model/first_layer_filters",
-]
 FIGURE_FILES = [
     "samples", "class_distribution", "curves", "confusion_matrix", "misclassified", "correct",
     "gradcam", "first_layer_filters",
 ]  # fmt: skip
-
-
-def load_events(run_dir: Path) -> EventAccumulator:
-    size_guidance = {"images": 0, "scalars": 0, "tensors": 0}
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance=size_guidance)
-    events.Reload()
-    return events
-
-
-def assert_real_picture(png: bytes) -> None:
-    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    assert image.shape[0] >= 100 and image.shape[1] >= 100
-    assert image.std() > 5, "a blank image"
 
 
 def test_every_view_is_a_real_image_in_tensorboard(cifar_run: tuple) -> None:

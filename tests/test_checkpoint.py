@@ -7,7 +7,7 @@ import torch
 from imgclf.module import ImageClassifier
 from imgclf.train import train
 
-from conftest import compose_train_config
+from configs import compose_train_config
 
 
 def test_best_checkpoint_loads_with_no_extra_arguments(

@@ -7,10 +7,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from imgclf.builders import build_model
 from imgclf.schedulers import one_cycle
 from imgclf.targets import ALLOWED_TARGETS
 
-from conftest import CONFIG_DIR, DATASETS, MODELS, compose_train_config, data_overrides
+from configs import CONFIG_DIR, DATASETS, MODELS, compose_train_config, data_overrides
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -22,9 +23,7 @@ def test_every_data_model_pair_composes_into_a_working_network(
         [*data_overrides(dataset, fixture_data_dir, image_folder), f"model={model}"], tmp_path
     )
     assert cfg.model.net.in_channels == cfg.data.in_channels
-    classifier = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    classifier = build_model(cfg)
     images = torch.zeros(2, cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
     assert classifier(images).shape == (2, cfg.data.num_classes)
 
@@ -42,9 +41,7 @@ def test_image_folder_class_count_comes_from_its_subfolders(
 )
 def test_optimizer_and_scheduler_options_build(group: str, tmp_path: Path) -> None:
     cfg = compose_train_config([group, "model=simple_cnn"], tmp_path)
-    classifier = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    classifier = build_model(cfg)
     optimizer = classifier.optimizer_factory(params=classifier.parameters())
     assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
     if cfg.scheduler is None:
@@ -72,9 +69,7 @@ def test_fashion_mnist_speedrun_is_the_cifar10_speedrun_sized_for_grey_28px(
     assert list(cfg.model.net.widths) == [48, 96, 192] and cfg.trainer.max_epochs == 8
     for key in ("optimizer", "scheduler", "data.augment", "trainer.accumulate_grad_batches"):
         assert OmegaConf.select(cfg, key) == OmegaConf.select(speedrun, key), key
-    classifier = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    classifier = build_model(cfg)
     assert classifier(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape == (2, 10)
 
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_pretrained import random_weights
 
 from imgclf import random_states
 from imgclf.overrides import override
 
 from cli import run_train, stopped_run
 from dataset_files import write_image_folder
+from weights import random_weights
 
 
 @pytest.fixture(scope="module")

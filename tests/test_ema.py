@@ -10,10 +10,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from imgclf.builders import build_model
 from imgclf.callbacks import WeightEMA
-from imgclf.train import build_model
 
-from conftest import compose_train_config
+from configs import compose_train_config
 
 DECAY = 0.8
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from imgclf.builders import build_model, build_trainer
 from imgclf.host_syncs import HostSyncsPerTrainingBatch
-from imgclf.train import build_model, build_trainer
 
-from conftest import compose_train_config
+from configs import compose_train_config
 
 
 @pytest.mark.parametrize(

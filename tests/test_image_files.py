@@ -19,7 +19,7 @@ from imgclf.data.splits import LabelledFiles, LabelledImages, stratified_split
 from imgclf.data.transforms import ImageAugment
 from imgclf.errors import DataNotFoundError, UserError
 
-from conftest import compose_train_config
+from configs import compose_train_config
 from dataset_files import damage, write_image_csv, write_image_folder
 
 

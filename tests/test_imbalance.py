@@ -10,12 +10,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from imgclf.builders import build_model
 from imgclf.data.balance import inverse_frequency_weights
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.data.transforms import ImageAugment
 
 from cli import run_train
-from conftest import compose_train_config
+from configs import compose_train_config
 from dataset_files import write_image_folder
 
 # 30 cats, 10 dogs, 5 foxes: 6x between the largest and the smallest class.
@@ -62,7 +63,7 @@ def test_class_weights_auto_puts_the_training_counts_in_the_loss(
     )
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=None, _recursive_=False)
+    model = build_model(cfg)
     model.initialise_from_data(datamodule)
     # 80 % of each class trains: 24 cats, 8 dogs, 4 foxes.
     assert datamodule.train_class_counts().tolist() == [24, 8, 4]
@@ -78,7 +79,7 @@ def test_class_weights_auto_puts_the_training_counts_in_the_loss(
 def test_class_weights_of_the_wrong_length_are_refused(tmp_path: Path) -> None:
     cfg = compose_train_config(["model=simple_cnn", "model.class_weights=[1,2]"], tmp_path)
     with pytest.raises(Exception, match="a list of 10 numbers"):
-        instantiate(cfg.model, optimizer=cfg.optimizer, _recursive_=False)
+        build_model(cfg)
 
 
 @pytest.mark.parametrize("cache", ["ram", "none"])

@@ -20,7 +20,7 @@ from imgclf.data import sources
 from imgclf.data.decode import decode_image_file
 
 from cli import PHOTO_RUN, run_script, run_train
-from conftest import require_real_data
+from configs import require_real_data
 from dataset_files import damage
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_callbacks import assert_real_picture, load_events
 
 from cli import run_train
-from conftest import require_real_data
+from configs import require_real_data
+from views import assert_real_picture, load_events
 
 FIND = ["experiment=mnist_quick", "tune=lr_find", "tune.lr_find.num_training=30"]
 

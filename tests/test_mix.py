@@ -8,7 +8,7 @@ import torch
 from imgclf.data.mix import BatchMix
 from imgclf.data.pixels import unit_range
 
-from conftest import data_overrides, fit_watched, require_real_data
+from configs import data_overrides, fit_watched, require_real_data
 
 
 def real_batch(count: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

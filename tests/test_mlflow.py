@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from test_tensorboard_server import free_loopback_port
 
-from cli import command, environment, interrupted_run, run_train
-from conftest import require_real_data
+from cli import command, environment, free_loopback_port, interrupted_run, run_train
+from configs import require_real_data
 
 
 @pytest.fixture(scope="module")

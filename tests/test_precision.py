@@ -8,10 +8,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from imgclf.builders import build_model
 from imgclf.precision import cpu_supports_fast_bf16, resolve_precision
-from imgclf.train import build_model
 
-from conftest import compose_train_config, require_real_data
+from configs import compose_train_config, require_real_data
 
 
 @pytest.mark.parametrize("explicit", ["32-true", "bf16-mixed", "16-mixed", 64])

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-import timm
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from safetensors.torch import save_file
-from torchvision import models
 
 from imgclf.callbacks.gradcam import gradcam_heatmaps, gradcam_layer
 from imgclf.checkpoints import load_checkpoint
@@ -24,7 +22,15 @@ from imgclf.module import ImageClassifier
 from imgclf.train import train
 
 from cli import REPO, environment, run_script, run_train
-from conftest import DATASETS, compose_train_config, data_overrides, finished_run, fit_watched
+from configs import (
+    DATASETS,
+    compose_train_config,
+    composed_model,
+    data_overrides,
+    finished_run,
+    fit_watched,
+)  # fmt: skip
+from weights import random_weights
 
 # Networks that take images as small as MNIST's 28 pixels (ConvNeXt's stem and three
 # stride-2 stages need 32).
@@ -37,38 +43,10 @@ BACKBONES = [
 ]
 
 
-def random_weights(library: str, name: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict of the network as published (1,000 classes, RGB) with seeded values:
-    every tensor differs from what a fresh network starts with. Small, and variances
-    positive, so that the network computes finite numbers with them (batch norm in eval
-    mode divides by the running variance's root)."""
-    if library == "timm":
-        network = timm.create_model(name, pretrained=False)
-    else:
-        network = models.get_model(name, weights=None)
-    generator = torch.Generator().manual_seed(seed)
-    weights = {}
-    for key, value in network.state_dict().items():
-        if not value.is_floating_point():
-            weights[key] = value
-        elif key.endswith("running_var"):
-            weights[key] = 1 + torch.rand(value.shape, generator=generator)
-        else:
-            weights[key] = 0.05 * torch.randn(value.shape, generator=generator)
-    return weights
-
-
-def build_model(overrides: list[str], output_dir: Path) -> ImageClassifier:
-    cfg = compose_train_config(overrides, output_dir)
-    return instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
-
-
 def test_a_timm_model_starts_from_exactly_the_weights_of_a_local_file(tmp_path: Path) -> None:
     weights = random_weights("timm", "resnet18")
     save_file(weights, tmp_path / "resnet18.safetensors")
-    model = build_model(
+    model = composed_model(
         [
             "model=timm",
             "model.name=resnet18",
@@ -93,7 +71,7 @@ def test_grey_images_get_a_stem_of_summed_rgb_filters(
     answers the same image in three equal channels."""
     weights = random_weights("torchvision", "resnet18")
     torch.save(weights, tmp_path / "resnet18.pth")
-    model = build_model(
+    model = composed_model(
         ["model=torchvision", f"model.pretrained={tmp_path / 'resnet18.pth'}", "data=mnist"],
         tmp_path,
     )
@@ -173,7 +151,7 @@ def test_weights_that_do_not_fit_are_one_clear_error(
     elif content == "garbage":
         path.write_bytes(b"not a tensor file")
     with pytest.raises(InstantiationException) as error:
-        build_model(["model=timm", f"model.pretrained={path}"], tmp_path)
+        composed_model(["model=timm", f"model.pretrained={path}"], tmp_path)
     message = user_error_message(error.value)  # what the command line would print
     assert expected in message and str(path) in message
 
@@ -198,7 +176,7 @@ def test_init_from_a_checkpoint_of_another_network_names_both_and_the_fix(
     checkpoint = cifar_run[0] / "checkpoints" / "last.ckpt"  # deep_cnn; photos train vgg_cnn
     photos = data_overrides("image_folder", Path(), image_folder)
     with pytest.raises(InstantiationException) as error:
-        build_model([*photos, f"model.init_from={checkpoint}"], tmp_path)
+        composed_model([*photos, f"model.init_from={checkpoint}"], tmp_path)
     assert (
         "the checkpoint's network is imgclf.models.AirbenchNet, this run's is "
         "imgclf.models.DeepCNN; choose the model it was trained with"
@@ -214,7 +192,7 @@ def test_init_from_keeps_the_network_and_its_normalisation_with_a_new_head(
         *data_overrides("image_folder", Path(), image_folder), "model=deep_cnn",
         f"model.init_from={checkpoint}",
     ]  # fmt: skip
-    model = build_model(overrides, tmp_path)
+    model = composed_model(overrides, tmp_path)
     # As fitting starts: the photos must not replace the trained patch whitening.
     datamodule = instantiate(compose_train_config(overrides, tmp_path).data)
     datamodule.prepare_data()
@@ -319,7 +297,7 @@ def test_gradcam_looks_at_timm_s_last_feature_stage_not_a_convolution_after_pool
 ) -> None:
     """MobileNetV3's last convolution (conv_head) sees the pooled 1x1 map: a heat-map there
     would be one flat value. Its last feature stage keeps the image's layout."""
-    model = build_model(["model=timm", "model.name=mobilenetv3_large_100"], tmp_path).eval()
+    model = composed_model(["model=timm", "model.name=mobilenetv3_large_100"], tmp_path).eval()
     assert gradcam_layer(model.net) is model.net.blocks[-1]
     pixels = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     heatmaps = gradcam_heatmaps(model, pixels, torch.tensor([0, 1]))

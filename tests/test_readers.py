@@ -8,7 +8,7 @@ from torchvision.datasets import MNIST
 from imgclf.data import cifar10, sources
 from imgclf.data.idx import IdxDataset
 
-from conftest import require_real_data
+from configs import require_real_data
 from dataset_files import write_cifar_binary, write_cifar_python, write_idx_dataset
 
 

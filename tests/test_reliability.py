@@ -14,7 +14,6 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from test_callbacks import load_events
 from torch import nn
 
 from imgclf.callbacks import DivergenceGuard
@@ -22,8 +21,9 @@ from imgclf.checkpoint_io import AtomicCheckpointIO
 from imgclf.errors import UserError
 
 from cli import REPO, SHORT_MNIST_RUN, interrupted_run, run_train
-from conftest import fit_watched, require_real_data
+from configs import fit_watched, require_real_data
 from dataset_files import write_image_folder
+from views import load_events
 
 
 def test_run_stopped_by_sigterm_exits_143_and_resumes(tmp_path: Path) -> None:

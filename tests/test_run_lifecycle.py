@@ -15,7 +15,7 @@ from imgclf.callbacks.curves import build_learning_curves_figure
 from imgclf.overrides import override
 
 from cli import REPO, command, environment, run_script, run_train, stopped_run
-from conftest import require_real_data
+from configs import require_real_data
 
 # Two short epochs of simple_cnn on the real MNIST, with every default callback and logger.
 SHORT_RUN = [

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from imgclf import search
 
 from cli import REPO, command, environment, run_train
-from conftest import MODELS, compose_train_config, require_real_data
+from configs import MODELS, compose_train_config, require_real_data
 
 # Trials of one short epoch of simple_cnn on the real MNIST.
 TRIAL = [

@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 
+from imgclf.builders import build_model, build_trainer
 from imgclf.checkpoints import load_checkpoint
 from imgclf.data.loader import InMemoryBatches
 from imgclf.data.splits import LabelledImages
@@ -18,10 +19,10 @@ from imgclf.models import AirbenchNet
 from imgclf.module import augmented_view_logits
 from imgclf.optim import Muon, orthogonalise
 from imgclf.schedulers import linear_decay
-from imgclf.train import build_trainer, train
+from imgclf.train import train
 
 from cli import run_script
-from conftest import compose_train_config
+from configs import compose_train_config
 
 SGD_GROUPS = {name: {"lr": 0.1, "momentum": 0.85} for name in ("norm_biases", "head")}
 
@@ -162,9 +163,7 @@ def test_speedrun_freezes_the_whitening_bias_after_its_epochs(
         "callbacks=minimal",
     )
     datamodule = instantiate(cfg.data)
-    model = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
+    model = build_model(cfg)
     trainer = build_trainer(cfg)
     recorder = WhiteningBiasRecorder()
     trainer.callbacks.append(recorder)

@@ -8,10 +8,10 @@ from subprocess import CompletedProcess
 
 import pytest
 from tensorboard.plugins.hparams import plugin_data_pb2
-from test_callbacks import load_events
 
 from cli import run_script, run_train
-from conftest import require_real_data
+from configs import require_real_data
+from views import load_events
 
 # One quick epoch on the CIFAR-10 fixture, checkpoints but no figures.
 QUICK = ["data.batch_size=16", "trainer.max_epochs=1", "callbacks=minimal"]

@@ -1,7 +1,6 @@
 """A real TensorBoard server serves a run's scalars, images and text over its HTTP API."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -10,13 +9,9 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from test_callbacks import IMAGE_TAGS, assert_real_picture
 
-
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from cli import free_loopback_port
+from views import IMAGE_TAGS, assert_real_picture
 
 
 @pytest.fixture

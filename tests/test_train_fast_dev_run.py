@@ -7,7 +7,7 @@ import pytest
 
 from imgclf.train import train
 
-from conftest import DATASETS, MODELS, compose_train_config, data_overrides
+from configs import DATASETS, MODELS, compose_train_config, data_overrides
 
 
 def fast_dev_run(overrides: list[str], output_dir: Path) -> dict:

@@ -17,7 +17,7 @@ from PIL import Image
 from imgclf.checkpoints import load_checkpoint
 
 from cli import run_script
-from conftest import REAL_DATA_DIR, finished_run, require_real_data
+from configs import REAL_DATA_DIR, finished_run, require_real_data
 from dataset_files import write_image_folder
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from imgclf.builders import build_model
 from imgclf.models import AirbenchNet
 from imgclf.module import augmented_view_logits
-from imgclf.train import build_model
 
-from conftest import compose_train_config
+from configs import compose_train_config
 
 
 @pytest.mark.parametrize("validate_with_views", [True, False])

@@ -18,7 +18,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from imgclf.config import validate
+from imgclf.app import CONFIG_DIR, command_line_app
+from imgclf.builders import build_model, build_trainer
+from imgclf.checks import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.flops import matmul_peak, synchronize, training_flops_per_image
@@ -26,7 +28,6 @@ from imgclf.host_syncs import HostSyncsPerTrainingBatch
 from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
-from imgclf.train import CONFIG_DIR, build_model, build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,7 @@ def benchmark(cfg: DictConfig) -> float:
     return ratio
 
 
+@command_line_app("benchmark")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

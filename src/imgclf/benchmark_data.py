@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from imgclf.config import validate
+from imgclf.app import CONFIG_DIR, command_line_app
+from imgclf.checks import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.data.transforms import ImageAugment
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.memory import PeakMemory
-from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def benchmark_data(cfg: DictConfig) -> float | None:
     return ratio
 
 
+@command_line_app("benchmark_data")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark_data")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

@@ -11,13 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from imgclf.app import CONFIG_DIR, command_line_app
+from imgclf.builders import build_trainer
 from imgclf.checkpoints import check_fits_data, load_checkpoint
-from imgclf.config import validate
+from imgclf.checks import validate
 from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.module import ImageClassifier
-from imgclf.overrides import checking_overrides
-from imgclf.train import CONFIG_DIR, build_trainer, write_metrics
+from imgclf.run_folder import write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return metrics
 
 
-@checking_overrides(CONFIG_DIR, "eval")
+@command_line_app("eval")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

@@ -11,13 +11,11 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import imgclf.config  # noqa: F401  registers the resolvers the configs use
+from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.callbacks.exploration import build_exploration_figures
 from imgclf.callbacks.publish import figure_path, save_figure
 from imgclf.errors import user_errors_reported
-from imgclf.overrides import checking_overrides
 from imgclf.targets import refuse_unknown_targets
-from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +34,7 @@ def explore(cfg: DictConfig) -> list[Path]:
     return paths
 
 
-@checking_overrides(CONFIG_DIR, "explore_data")
+@command_line_app("explore_data")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="explore_data")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

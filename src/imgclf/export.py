@@ -12,11 +12,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.checkpoints import load_checkpoint
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.module import ImageClassifier, augmented_view_logits
-from imgclf.overrides import checking_overrides
-from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 # The ONNX exporter narrates every optimisation pass at INFO level.
@@ -132,7 +131,7 @@ def export(cfg: DictConfig) -> Path:
     return path
 
 
-@checking_overrides(CONFIG_DIR, "export")
+@command_line_app("export")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

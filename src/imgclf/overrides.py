@@ -4,19 +4,14 @@ closest existing ones. Hydra's own messages list no close names, and for a misty
 suggest appending it (`+optimizer.lrr`), which would train without the intended change."""
 
 import difflib
-import functools
 import os
 import re
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.errors import UserError, user_errors_reported
-from imgclf.run_folder import check_run_dir_overrides
+from imgclf.errors import UserError
 
 
 def override(key: str, value: object) -> str:
@@ -164,23 +159,3 @@ def check_overrides(arguments: list[str], config_dir: str, config_name: str) -> 
         problems = key_problems(config, values, directory)
     if problems:
         raise UserError("unknown names on the command line:\n  " + "\n  ".join(problems))
-
-
-def checking_overrides(
-    config_dir: str, config_name: str
-) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
-    """Decorates a script's `hydra.main` entry point (config `config_name`): its command
-    line's typos are one message before Hydra runs."""
-
-    def decorate(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
-        @functools.wraps(hydra_main)
-        def main() -> Any:
-            sys.argv[1:] = home_expanded(sys.argv[1:])
-            with user_errors_reported():
-                check_run_dir_overrides(sys.argv[1:])
-                check_overrides(sys.argv[1:], config_dir, config_name)
-            return hydra_main()
-
-        return main
-
-    return decorate

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
 from imgclf.checkpoints import load_checkpoint
@@ -22,8 +23,6 @@ from imgclf.data.decode import UnreadableImageError
 from imgclf.data.image_files import IMAGE_SUFFIXES
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
 from imgclf.module import ImageClassifier
-from imgclf.overrides import checking_overrides
-from imgclf.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +151,7 @@ def predict(cfg: DictConfig) -> int:
     return len(skipped)
 
 
-@checking_overrides(CONFIG_DIR, "predict")
+@command_line_app("predict")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors_reported():

@@ -36,15 +36,15 @@ def saved_config_arguments(config_folder: Path, run_dir: Path, choices: Mapping)
     ]
 
 
-def resume_arguments(arguments: list[str]) -> list[str]:
-    """Command-line arguments with `resume=<run>` replaced by what resuming means to Hydra:
-    the run's saved config as the primary config, its folder as the run folder and its last
-    checkpoint as `ckpt_path` (none: the run starts again, in its folder). The original
-    .hydra/ files are kept; the resumed job's go to .hydra/resumed/. Other arguments pass
-    through, after these, so they win."""
+def resumed_run_arguments(arguments: list[str]) -> list[str] | None:
+    """Command-line arguments with `resume=<run>` replaced by what resuming means to Hydra,
+    or None without `resume=`: the run's saved config as the primary config, its folder as
+    the run folder and its last checkpoint as `ckpt_path` (none: the run starts again, in its
+    folder). The original .hydra/ files are kept; the resumed job's go to .hydra/resumed/.
+    Other arguments pass through, after these, so they win."""
     chosen = [argument for argument in arguments if argument.startswith(RESUME_PREFIX)]
     if not chosen:
-        return arguments
+        return None
     run_dir = Path(chosen[-1][len(RESUME_PREFIX) :]).expanduser().resolve()
     if not is_run_folder(run_dir):
         raise UserError(

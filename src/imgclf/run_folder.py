@@ -3,6 +3,7 @@ and, read later, a status: completed, failed, stopped, running or killed."""
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -10,8 +11,11 @@ from pathlib import Path
 from typing import IO
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from lightning.pytorch import Trainer
 
 from imgclf.errors import UserError, user_errors_reported
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 # A failed or stopped run's message, with its status.
@@ -154,3 +158,11 @@ def run_status(folder: Path) -> tuple[str, dict] | None:
         record = json.loads(error_path.read_text())
         return record.get("status", "failed"), record
     return "killed", {}
+
+
+def write_metrics(trainer: Trainer, output_dir: str, metrics: dict) -> None:
+    """metrics.json, by the first process alone."""
+    if trainer.is_global_zero:
+        path = Path(output_dir) / METRICS_FILE
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        log.info("metrics written to %s: %s", path, metrics)

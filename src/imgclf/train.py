@@ -1,115 +1,39 @@
 """`python train.py ...`: compose the config, fit, test the best checkpoint, write metrics.json."""
 
-import csv
-import json
 import logging
 import math
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.callbacks.run_record import RunRecord
-from imgclf.config import check_outputs_writable, validate
+from imgclf.app import CONFIG_DIR, command_line_app
+from imgclf.builders import build_model, build_trainer, run_record
+from imgclf.checks import check_outputs_writable, validate
 from imgclf.ddp import process_group_left_as_found, start_ddp_processes_from_saved_config
 from imgclf.errors import UserError, error_message, user_errors_reported
 from imgclf.hparams import log_hyperparameters
 from imgclf.memory import keep_freed_memory
 from imgclf.models.input_size import check_image_size
-from imgclf.overrides import check_overrides, home_expanded
-from imgclf.precision import resolve_precision
-from imgclf.resume import RESUME_PREFIX, checkpoint_step, resume_arguments
-from imgclf.run_folder import RunLock, check_run_dir_overrides, record_error
+from imgclf.resolvers import register_resolvers
+from imgclf.resume import resumed_run_arguments
+from imgclf.run_folder import RunLock, record_error, write_metrics
 from imgclf.stops import RunStopped, stops_raised
 from imgclf.sweeps import in_multirun
-from imgclf.tracking import log_config, log_run_files, run_of_folder
+from imgclf.tracking import log_config, log_run_files
 from imgclf.tune import SUGGESTION, find_learning_rate
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
-
-
-def instantiate_group(group: DictConfig | None, resume_from: str | None = None) -> list:
-    """Callbacks and loggers: each entry with a `_target_`; `null` entries, and those whose
-    settings build nothing (`callbacks.ema.decay: null`), are switched off. Resuming from a
-    checkpoint, loggers continue the stopped run (`resumed_logger_options`)."""
-    built = [
-        instantiate(entry, **resumed_logger_options(entry, resume_from))
-        for entry in (group or {}).values()
-        if entry and "_target_" in entry
-    ]
-    if resume_from:
-        for logger in built:
-            if isinstance(logger, CSVLogger):
-                continue_csv_log(logger, checkpoint_step(resume_from))
-    return [item for item in built if item is not None]
-
-
-def continue_csv_log(logger: CSVLogger, step: int) -> None:
-    """Lightning's CSV writer deletes the metrics.csv it finds: the stopped run's rows up to
-    its checkpoint's `step` are written again first, as TensorBoard keeps its events."""
-    path = Path(logger.log_dir) / "metrics.csv"
-    if not path.is_file():
-        return
-    with path.open(newline="") as file:
-        rows = [row for row in csv.DictReader(file) if row.get("step") and int(row["step"]) <= step]
-    writer = logger.experiment  # deletes the file
-    for row in rows:
-        values = {key: float(value) for key, value in row.items() if value and key != "step"}
-        writer.log_metrics(values, int(row["step"]))
-    writer.save()
-
-
-def resumed_logger_options(entry: DictConfig, resume_from: str | None) -> dict:
-    """TensorBoard hides the events the stopped run logged after its checkpoint, so the
-    curves continue without two values at one step; MLflow logs on into the stopped run's
-    own MLflow run (found by its run-folder tag), not a new one."""
-    if not resume_from:
-        return {}
-    if entry._target_.endswith("TensorBoardLogger"):
-        return {"purge_step": checkpoint_step(resume_from)}
-    run_folder = OmegaConf.select(entry, "tags.run_folder")
-    if entry._target_.endswith("MLFlowLogger") and run_folder:
-        run_id = run_of_folder(entry.tracking_uri, entry.experiment_name, run_folder)
-        return {"run_id": run_id} if run_id else {}
-    return {}
-
-
-def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
-    """The Trainer with the config's callbacks, loggers and precision, and a RunRecord;
-    `resume_from`: the checkpoint a stopped run continues from."""
-    return instantiate(
-        cfg.trainer,
-        callbacks=[*instantiate_group(cfg.get("callbacks")), RunRecord()],
-        logger=instantiate_group(cfg.get("logger"), resume_from) or False,
-        precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
-    )
-
-
-def run_record(trainer: L.Trainer) -> RunRecord:
-    return next(callback for callback in trainer.callbacks if isinstance(callback, RunRecord))
-
-
-def build_model(cfg: DictConfig) -> L.LightningModule:
-    return instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
-    )
-
-
-def write_metrics(trainer: L.Trainer, output_dir: str, metrics: dict) -> None:
-    if trainer.is_global_zero:
-        path = Path(output_dir) / "metrics.json"
-        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        log.info("metrics written to %s: %s", path, metrics)
+# A sweep's cluster job unpickles `run` from this module and resolves its config before
+# `run` starts: importing the module must register the resolvers there too.
+register_resolvers()
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -226,15 +150,7 @@ def run(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.get("optimized_metric"))
 
 
-def main() -> float | None:
-    sys.argv[1:] = home_expanded(sys.argv[1:])
-    with user_errors_reported():
-        check_run_dir_overrides(sys.argv[1:])
-        if not any(argument.startswith(RESUME_PREFIX) for argument in sys.argv[1:]):
-            check_overrides(sys.argv[1:], CONFIG_DIR, "train")
-        sys.argv[1:] = resume_arguments(sys.argv[1:])
-    return run()
-
+main = command_line_app("train", saved_run_arguments=resumed_run_arguments)(run)
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,5 @@
-"""The configs' resolvers (registered on import) and the checks of user-set values that run
-before any data is read."""
+"""The checks of user-set config values that run before any data is read: each invalid value
+is named with what is allowed, all of them in one message."""
 
 import os
 import socket
@@ -10,19 +10,14 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_object
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imgclf.data.balance import SAMPLERS
 from imgclf.data.cache import CACHE_MODES, unwritable
-from imgclf.data.image_files import csv_class_names, find_class_names
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
-from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
-from imgclf.run_folder import new_run_folder
-from imgclf.sweeps import in_multirun
 from imgclf.targets import ALLOWED_TARGETS, target_problems
 from imgclf.tune import lr_find_problem
 
@@ -30,84 +25,6 @@ from imgclf.tune import lr_find_problem
 PRECISIONS = {"auto"} | {
     str(value) for group in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(group)
 }
-
-
-def folder_class_count(root: str) -> int:
-    """`${imgclf_folder_class_count:${data.data_dir}}`: the user's folder decides the class
-    count, so the model is built for it with no extra flag."""
-    return len(find_class_names(Path(root).expanduser()))
-
-
-def csv_class_count(csv_path: str) -> int:
-    """`${imgclf_csv_class_count:${data.csv_path}}`: the labels in the CSV."""
-    return len(csv_class_names(Path(csv_path).expanduser()))
-
-
-def subset_size(classes: Any, class_count: int) -> int:
-    """`${imgclf_subset_size:${data.classes},N}`: the classes kept by `data.classes`, else all."""
-    return len(classes) if classes else class_count
-
-
-def model_label(choice: str, name: str | None) -> str:
-    """`${imgclf_model_label:${hydra:runtime.choices.model},${oc.select:model.name,null}}`: the
-    model in a run folder's name, e.g. deep_cnn, or timm-convnext_nano."""
-    return f"{choice}-{name}" if name else choice
-
-
-def chosen_model(name: str | None) -> str | None:
-    """`${imgclf_chosen_model:${oc.select:model.name,null}}`: the model as the command chose it
-    (deep_cnn, timm-convnext_nano) while Hydra runs the app; null in a config composed
-    without it (tests)."""
-    if not HydraConfig.initialized():
-        return None
-    return model_label(HydraConfig.get().runtime.choices["model"], name)
-
-
-def sweep_job_label() -> str:
-    """`${imgclf_sweep_job:}`: in a job of a multirun sweep, " #<job> <its overrides>" (e.g.
-    " #1 optimizer.lr=0.003", after the job's folder and summary.csv row), which tells the
-    sweep's MLflow runs apart; empty in a single run."""
-    if not in_multirun():
-        return ""
-    job = HydraConfig.get()
-    return f" #{job.job.num} {' '.join(job.overrides.task)}".rstrip()
-
-
-def absolute_path(path: str) -> str:
-    """`${imgclf_absolute_path:outputs}`: a path that means the same from any folder, for
-    what is stored for later (MLflow's artifact location)."""
-    return str(Path(path).expanduser().resolve())
-
-
-RESOLVERS = {
-    "imgclf_folder_class_count": folder_class_count,
-    "imgclf_csv_class_count": csv_class_count,
-    "imgclf_subset_size": subset_size,
-    "imgclf_model_label": model_label,
-    "imgclf_chosen_model": chosen_model,
-    "imgclf_absolute_path": absolute_path,
-    "imgclf_sweep_job": sweep_job_label,
-    "imgclf_new_run_folder": new_run_folder,
-    # `${imgclf_pretrained_image_size:<net _target_>,<model.name>,<default>}`: image files are
-    # read at a timm/torchvision network's pretrained input size (and crop), else the default.
-    "imgclf_pretrained_image_size": pretrained_image_size,
-    "imgclf_pretrained_crop_fraction": pretrained_crop_fraction,
-}
-
-
-# Their value changes from one job of a sweep to the next, in one process.
-UNCACHED_RESOLVERS = {"imgclf_sweep_job"}
-
-
-def register_resolvers() -> None:
-    for name, resolver in RESOLVERS.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(
-                name, resolver, use_cache=name not in UNCACHED_RESOLVERS
-            )
-
-
-register_resolvers()
 
 
 def is_number(value: Any) -> bool:
