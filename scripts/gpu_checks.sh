@@ -60,10 +60,10 @@ timed() {  # timed LOG COMMAND...: the command's output and its wall time in LOG
 
 # The Trainer path against a plain loop: both wait for the GPU only where timing starts and
 # ends; the last lines give the ratio and the host syncs in the training steps.
-timed "$out/benchmark_speedrun.txt" "$python" scripts/benchmark.py experiment=cifar10_speedrun \
+timed "$out/benchmark_speedrun.txt" "$python" benchmarks/benchmark.py experiment=cifar10_speedrun \
   trainer=gpu "${fake_data[@]}" benchmark.steps=48 benchmark.warmup_steps=16 \
   hydra.run.dir="$work/benchmark" "${extra[@]}" "${benchmark_extra[@]}"
-timed "$out/benchmark_speedrun_gpu_batches.txt" "$python" scripts/benchmark.py \
+timed "$out/benchmark_speedrun_gpu_batches.txt" "$python" benchmarks/benchmark.py \
   experiment=cifar10_speedrun trainer=gpu "${fake_data[@]}" "${gpu_batches[@]}" \
   benchmark.steps=16 benchmark.warmup_steps=6 hydra.run.dir="$work/benchmark_gpu_batches" \
   "${extra[@]}" "${benchmark_extra[@]}"

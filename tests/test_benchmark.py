@@ -7,17 +7,17 @@ from pathlib import Path
 import torch
 
 from imgclf.builders import build_model
-from imgclf.flops import training_flops_per_image
 
 from cli import run_script
 from configs import compose_train_config
+from flops import training_flops_per_image
 
 
 def test_benchmark_times_both_paths_and_ends_with_the_ratio(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
     result = run_script(
-        "scripts/benchmark.py", "model=simple_cnn", "data.batch_size=16", "data.download=false",
+        "benchmarks/benchmark.py", "model=simple_cnn", "data.batch_size=16", "data.download=false",
         "benchmark.warmup_steps=1", "benchmark.steps=3", "benchmark.rounds=2",
         f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
     )  # fmt: skip
@@ -45,7 +45,7 @@ def test_benchmark_longer_than_an_epoch_says_what_to_lower(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
     result = run_script(
-        "scripts/benchmark.py", "data.batch_size=16", "data.download=false",
+        "benchmarks/benchmark.py", "data.batch_size=16", "data.download=false",
         "benchmark.steps=100", f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
     )  # fmt: skip
     assert result.returncode == 2

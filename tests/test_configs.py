@@ -112,7 +112,7 @@ def test_deep_cnn_trains_with_muon_unless_told_otherwise_and_photos_train_vgg_cn
 
     folder = ["data=image_folder", f"data.data_dir={tmp_path}"]
     photos = compose_train_config(folder, tmp_path)
-    assert photos.model.net._target_ == "imgclf.models.DeepCNN"
+    assert photos.model.net._target_ == "imgclf.models.VggCNN"
     assert photos.optimizer._target_ == "torch.optim.Adam"
     chosen = compose_train_config([*folder, "model=deep_cnn"], tmp_path)
     assert chosen.model.net._target_ == "imgclf.models.AirbenchNet"

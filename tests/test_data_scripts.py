@@ -36,7 +36,7 @@ def test_photo_folder_holds_jpegs_of_random_sizes_in_class_folders(photo_folder:
 
 def test_loader_benchmark_compares_with_image_folder(photo_folder: Path, tmp_path: Path) -> None:
     result = run_script(
-        "scripts/benchmark_data.py", "data=image_folder", f"data.data_dir={photo_folder}",
+        "benchmarks/benchmark_data.py", "data=image_folder", f"data.data_dir={photo_folder}",
         "data.image_size=32", "data.batch_size=8", "data.cache=none", "data.num_workers=1",
         "benchmark_data.batches=2", "benchmark_data.warmup_batches=1",
         "benchmark_data.rounds=1", f"hydra.run.dir={tmp_path}",

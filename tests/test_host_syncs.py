@@ -8,9 +8,9 @@ import pytest
 from hydra.utils import instantiate
 
 from imgclf.builders import build_model, build_trainer
-from imgclf.host_syncs import HostSyncsPerTrainingBatch
 
 from configs import compose_train_config
+from host_syncs import HostSyncsPerTrainingBatch
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from imgclf.data import image_files
+from imgclf.data import image_listing
 from imgclf.data.cache import DiskCache
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.data.decode import UnreadableImageError, decode_image_file
@@ -34,7 +34,7 @@ def folder_module(root: Path, **options) -> ImageDataModule:  # noqa: ANN003
 
 def test_folder_is_listed_by_class_without_decoding(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path, per_class=6)
-    splits = image_files.list_folder(root)
+    splits = image_listing.list_folder(root)
     assert splits.class_names == ["cat", "dog", "fox"]
     assert isinstance(splits.train, LabelledFiles) and len(splits.train) == 18
     assert splits.train.labels.bincount().tolist() == [6, 6, 6]
@@ -44,16 +44,16 @@ def test_folder_is_listed_by_class_without_decoding(tmp_path: Path) -> None:
 def test_folder_with_its_own_split_keeps_it(tmp_path: Path) -> None:
     for split, count in (("train", 4), ("val", 2), ("test", 3)):
         write_image_folder(tmp_path / split, classes=("a", "b"), per_class=count)
-    splits = image_files.list_folder(tmp_path)
+    splits = image_listing.list_folder(tmp_path)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (8, 4, 6)
 
 
 def test_missing_folder_and_single_class_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="does not exist"):
-        image_files.list_folder(tmp_path / "nowhere")
+        image_listing.list_folder(tmp_path / "nowhere")
     write_image_folder(tmp_path / "one", classes=("only",), per_class=2)
     with pytest.raises(UserError, match="needs at least 2"):
-        image_files.list_folder(tmp_path / "one")
+        image_listing.list_folder(tmp_path / "one")
 
 
 def test_stratified_split_takes_the_same_fraction_of_every_class() -> None:
@@ -74,7 +74,7 @@ def test_stratified_split_takes_the_same_fraction_of_every_class() -> None:
 def test_csv_paths_are_relative_and_its_split_column_is_kept(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "images", per_class=4)
     csv_path = write_image_csv(root, tmp_path / "labels.csv", val_every=4)
-    splits = image_files.list_csv(csv_path)
+    splits = image_listing.list_csv(csv_path)
     assert splits.class_names == ["cat", "dog", "fox"]
     assert (len(splits.train), len(splits.val)) == (9, 3)
     assert all(Path(path).is_file() for path in splits.train.paths)
@@ -88,7 +88,7 @@ def test_csv_rows_without_a_file_are_skipped_in_one_warning(
     with csv_path.open("a") as file:
         file.write("images/cat/gone.jpg,cat\nimages/dog/missing.png,dog\n")
     with caplog.at_level(logging.WARNING):
-        splits = image_files.list_csv(csv_path)
+        splits = image_listing.list_csv(csv_path)
     assert len(splits.train) == 12
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -101,7 +101,7 @@ def test_csv_without_a_label_column_names_the_columns_it_needs(tmp_path: Path) -
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text("file,class\na.jpg,cat\n")
     with pytest.raises(UserError, match=r"has no path or label column \(its header: file,class\)"):
-        image_files.list_csv(csv_path)
+        image_listing.list_csv(csv_path)
 
 
 def test_classes_keep_only_those_relabelled_in_the_order_given(tmp_path: Path) -> None:

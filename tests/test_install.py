@@ -19,6 +19,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     environment's, so nothing is downloaded. Built from a copy: a build leaves build/ behind."""
     source = tmp_path_factory.mktemp("source")
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    shutil.copytree(REPO / "conf", source / "conf")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     target = tmp_path_factory.mktemp("site")
@@ -46,10 +47,7 @@ def run_installed(
 def test_the_package_carries_its_configs_and_no_checkout_is_needed(installed: Path) -> None:
     conf = installed / "imgclf" / "conf"
     shipped = {path.relative_to(conf) for path in conf.rglob("*.yaml")}
-    in_checkout = {
-        path.relative_to(REPO / "src/imgclf/conf")
-        for path in (REPO / "src/imgclf/conf").rglob("*.yaml")
-    }
+    in_checkout = {path.relative_to(REPO / "conf") for path in (REPO / "conf").rglob("*.yaml")}
     assert shipped == in_checkout
 
 

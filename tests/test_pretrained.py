@@ -16,9 +16,8 @@ from lightning.pytorch import Callback
 from safetensors.torch import save_file
 
 from imgclf.callbacks.gradcam import gradcam_heatmaps, gradcam_layer
-from imgclf.checkpoints import load_checkpoint
 from imgclf.errors import user_error_message
-from imgclf.module import ImageClassifier
+from imgclf.module import ImageClassifier, load_checkpoint
 from imgclf.train import train
 
 from cli import REPO, environment, run_script, run_train
@@ -179,7 +178,7 @@ def test_init_from_a_checkpoint_of_another_network_names_both_and_the_fix(
         composed_model([*photos, f"model.init_from={checkpoint}"], tmp_path)
     assert (
         "the checkpoint's network is imgclf.models.AirbenchNet, this run's is "
-        "imgclf.models.DeepCNN; choose the model it was trained with"
+        "imgclf.models.VggCNN; choose the model it was trained with"
     ) in user_error_message(error.value)
 
 

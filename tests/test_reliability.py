@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from imgclf.callbacks import DivergenceGuard
-from imgclf.checkpoint_io import AtomicCheckpointIO
+from imgclf.checkpoints import AtomicCheckpointIO
 from imgclf.errors import UserError
 
 from cli import REPO, SHORT_MNIST_RUN, interrupted_run, run_train
@@ -93,7 +93,7 @@ def test_resume_of_a_folder_that_is_not_a_run_says_so(tmp_path: Path) -> None:
 # Writes epoch 1, then (slowly: 400 MB) epoch 2 over it with the plugin imgclf's Trainer uses.
 SAVE_TWICE = """
 import sys, torch
-from imgclf.checkpoint_io import AtomicCheckpointIO
+from imgclf.checkpoints import AtomicCheckpointIO
 io, path = AtomicCheckpointIO(), sys.argv[1]
 io.save_checkpoint({"epoch": 1, "weights": torch.ones(3)}, path)
 print("first saved", flush=True)
@@ -154,7 +154,7 @@ BAD_VALUES = {
     "trainer.precision=fp8": "trainer.precision=fp8 is not allowed: use one of [",
     "trainer.devices=64": "trainer.devices=64, but this machine has",
     "optimizer=muon": "optimizer=muon needs a network that names its parameter groups, and "
-    "imgclf.models.DeepCNN does not",
+    "imgclf.models.VggCNN does not",
     "seed=-1": "seed=-1 is not allowed: use an integer from 0 to 2**32 - 1",
     "model.translate_test_time_margin=2": "model.translate_test_time_margin=2 is not allowed: "
     "use a probability margin in [0, 1]",

@@ -11,12 +11,11 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 
 from imgclf.builders import build_model, build_trainer
-from imgclf.checkpoints import load_checkpoint
 from imgclf.data.loader import InMemoryBatches
 from imgclf.data.splits import LabelledImages
 from imgclf.errors import UserError
 from imgclf.models import AirbenchNet
-from imgclf.module import augmented_view_logits
+from imgclf.module import augmented_view_logits, load_checkpoint
 from imgclf.optim import Muon, orthogonalise
 from imgclf.schedulers import linear_decay
 from imgclf.train import train

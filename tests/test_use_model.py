@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from imgclf.checkpoints import load_checkpoint
+from imgclf.data import sources
+from imgclf.module import load_checkpoint
 
 from cli import run_script
 from configs import REAL_DATA_DIR, finished_run, require_real_data
@@ -288,3 +289,57 @@ def test_a_checkpoint_from_elsewhere_is_refused_before_anything_in_it_runs(
         assert result.returncode == 2
         assert expected in result.stderr and "Traceback" not in result.stderr
         assert not marker.exists()
+
+
+# Checkpoints the previous version (0.3) wrote, with what its eval.py and predict.py gave for
+# them: `python train.py model=<vgg_cnn|deep_cnn> data=mnist model.net.widths=[8,16,32]
+# (deep_cnn: [16,32,64]) trainer.max_epochs=1 trainer.limit_train_batches=<240|200>
+# callbacks=minimal`, then `scripts/eval.py` on MNIST and `scripts/predict.py` on the first
+# 8 MNIST test images as PNGs.
+PREVIOUS_VERSION = Path(__file__).parent / "fixtures" / "previous_version"
+PREVIOUS_RESULTS = json.loads((PREVIOUS_VERSION / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("checkpoint_name", sorted(PREVIOUS_RESULTS))
+def test_a_checkpoint_of_the_previous_version_evaluates_predicts_and_exports_as_it_did(
+    checkpoint_name: str, tmp_path: Path
+) -> None:
+    checkpoint = PREVIOUS_VERSION / checkpoint_name
+    expected = PREVIOUS_RESULTS[checkpoint_name]
+    data_dir = require_real_data("MNIST/raw")
+
+    result = run_script(
+        "scripts/eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}",
+        data_dir=data_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["test/acc"] == pytest.approx(expected["test/acc"], abs=1e-6)
+    assert evaluated["test/loss"] == pytest.approx(expected["test/loss"], rel=1e-5)
+
+    images = sources.load("mnist", data_dir).test.images
+    (tmp_path / "pngs").mkdir()
+    for index in range(len(expected["predictions"])):
+        Image.fromarray(images[index][0].numpy()).save(tmp_path / "pngs" / f"{index}.png")
+    result = run_script(
+        "scripts/predict.py", f"ckpt_path={checkpoint}", f"inputs={tmp_path / 'pngs'}",
+        f"hydra.run.dir={tmp_path / 'predict'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (tmp_path / "predict" / "predictions.csv").open() as file:
+        predicted = {Path(row["file"]).name: row for row in csv.DictReader(file)}
+    for name, (label, confidence) in expected["predictions"].items():
+        assert predicted[name]["predicted"] == label, name
+        assert float(predicted[name]["confidence"]) == pytest.approx(confidence, abs=1e-4), name
+
+    output = tmp_path / "model.onnx"
+    result = run_script(
+        "scripts/export.py", f"ckpt_path={checkpoint}", "format=onnx", f"output={output}",
+        f"hydra.run.dir={tmp_path / 'export'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    pixels = images[:4].float() / 255
+    probabilities, _ = run_exported(output, "onnx", pixels)
+    with torch.no_grad():
+        model_probabilities = load_checkpoint(checkpoint).evaluation_logits(images[:4])
+    np.testing.assert_allclose(probabilities, model_probabilities.softmax(dim=1).numpy(), atol=1e-4)

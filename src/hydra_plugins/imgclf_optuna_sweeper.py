@@ -1,6 +1,6 @@
 """imgclf's Hydra sweeper on Optuna's current ask-and-tell API: `python train.py
 hparams_search=optuna`. Hydra finds sweepers only in the `hydra_plugins` namespace, hence this
-module; the search itself is imgclf.search. Its config: imgclf/conf/hydra/sweeper/optuna.yaml.
+module; the search itself is imgclf.search. Its config: conf/hydra/sweeper/optuna.yaml.
 
 Why our own and not hydra-optuna-sweeper: 1.3 pins Optuna < 3 (2021, no SQLAlchemy 2), and
 1.4.0rc3 needs release candidates of hydra-core and OmegaConf under every config; both run

@@ -5,6 +5,7 @@ folders that cannot be created are one message instead of a Hydra traceback."""
 import functools
 import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,18 @@ from imgclf.overrides import check_overrides, home_expanded
 from imgclf.resolvers import register_resolvers
 from imgclf.run_folder import check_run_dir_overrides
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+def config_dir() -> str:
+    """The configs: the package imgclf.conf, which a wheel ships inside imgclf and an editable
+    install maps to the checkout's conf/; that conf/ itself where src/ is only on the path,
+    not installed (scripts/gpu_checks.sh on a machine without the project's environment)."""
+    try:
+        return str(resources.files("imgclf.conf"))
+    except ModuleNotFoundError:
+        return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+CONFIG_DIR = config_dir()
 
 # Arguments that rerun a saved run (`resume=<run folder>`), or None for a new run.
 SavedRunArguments = Callable[[list[str]], list[str] | None]

@@ -10,8 +10,8 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.run_record import RunRecord
+from imgclf.checkpoints import checkpoint_step
 from imgclf.precision import resolve_precision
-from imgclf.resume import checkpoint_step
 from imgclf.tracking import run_of_folder
 
 

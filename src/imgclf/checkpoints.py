@@ -1,33 +1,85 @@
-"""Load a trained model for use: it carries the input it expects (channels, size, resize side,
-normalisation) and the names of the classes it outputs, so nothing else is needed."""
+"""Checkpoint files, the one place that writes and reads them: written atomically (a run
+killed while saving keeps its previous checkpoint), read without running code, and the step a
+run resumes from."""
 
+import os
+import re
 from pathlib import Path
+from typing import Any
 
-from imgclf.checkpoint_io import read_checkpoint
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
 from imgclf.errors import UserError
-from imgclf.module import ImageClassifier
+from imgclf.targets import refuse_unknown_targets, rename_old_targets
 
 
-def load_checkpoint(path: str | Path) -> ImageClassifier:
-    """The model in eval mode on the CPU. The file is read with `weights_only` (only tensors
-    and plain data), and the model is rebuilt from its hyperparameters without fetching its
-    starting weights again: the checkpoint's own replace them."""
-    checkpoint = read_checkpoint(path, "ckpt_path")
-    hyper_parameters = {**checkpoint["hyper_parameters"], "pretrained": False, "init_from": None}
-    model = ImageClassifier(**hyper_parameters)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a hidden temporary file beside the target, then rename it over the target:
+    rename is atomic on POSIX and Windows file systems, so `last.ckpt` is always either the
+    old checkpoint or the new one, never half of one."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        temporary = path.with_name(f".{path.name}.partial")
+        try:
+            super().save_checkpoint(checkpoint, temporary, storage_options)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
-def check_fits_data(
-    model: ImageClassifier, num_classes: int, in_channels: int, image_size: int
-) -> None:
-    """A model applies only to data of its own class count and image shape."""
-    expected = (model.hparams.num_classes, model.hparams.in_channels, model.hparams.image_size)
-    if (num_classes, in_channels, image_size) != expected:
+def unreadable_reason(error: Exception) -> str:
+    """Why torch.load refused a file, in a few words, without PyTorch's advice to load it
+    with `weights_only=False` (which would run the code in it) or to report a bug."""
+    text = str(error)
+    found = re.search(r"unsupported GLOBAL (\S+)", text)
+    if "Weights only load failed" in text:
+        named = f" ({found.group(1)})" if found else ""
+        return f"it holds objects{named} that only running code could rebuild, which imgclf refuses"
+    if "zip archive" in text or isinstance(error, EOFError | OSError):
+        return "it is truncated or not a PyTorch file"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"it is not a PyTorch checkpoint ({type(error).__name__}: {first.split('. ')[0]})"
+
+
+def read_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
+    """An imgclf checkpoint's contents, read with `weights_only`: only tensors and plain data
+    come out, no code in the file can run. `argument` names where the path came from."""
+    path = Path(path).expanduser()
+    if not path.is_file():
         raise UserError(
-            f"the checkpoint's model takes {model.describe_input()}, but the data config gives "
-            f"{num_classes} classes of {in_channels}x{image_size}x{image_size} images. Evaluate "
-            "on data=<dataset> with the same classes and image shape "
-            f"(e.g. data={model.hparams.dataset})."
+            f"{argument}={path}: no such checkpoint. Pass a run's checkpoints/last.ckpt or the "
+            "best_checkpoint in its metrics.json."
         )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint["hyper_parameters"], checkpoint["state_dict"]  # noqa: B018
+    except Exception as error:  # unpickling, truncation, a dict without our keys: all unusable
+        raise UserError(
+            f"{argument}={path} is not a readable imgclf checkpoint: "
+            f"{unreadable_reason(error)}. Pass a .ckpt file written by `python train.py`."
+        ) from error
+    # Its hyperparameters name the classes that rebuild the model: only imgclf's may.
+    refuse_unknown_targets(checkpoint["hyper_parameters"], f"{argument}={path}")
+    rename_old_targets(checkpoint["hyper_parameters"])
+    if "normalisation.mean" not in checkpoint["state_dict"]:
+        raise UserError(
+            f"{argument}={path} was written by imgclf 0.2 or earlier, whose models did not "
+            "hold their own normalisation; train it again with this version."
+        )
+    return checkpoint
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The optimizer step a checkpoint was saved at."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception as error:  # truncated, foreign, not a checkpoint: all unusable
+        raise UserError(
+            f"{path} cannot be read as a checkpoint: {unreadable_reason(error)}. Resume from "
+            "a run whose checkpoints/last.ckpt is intact, or start the run again."
+        ) from error

@@ -13,14 +13,27 @@ from omegaconf import DictConfig
 
 from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.builders import build_trainer
-from imgclf.checkpoints import check_fits_data, load_checkpoint
 from imgclf.checks import validate
 from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.module import ImageClassifier
+from imgclf.module import ImageClassifier, load_checkpoint
 from imgclf.run_folder import write_metrics
 
 log = logging.getLogger(__name__)
+
+
+def check_fits_data(
+    model: ImageClassifier, num_classes: int, in_channels: int, image_size: int
+) -> None:
+    """A model applies only to data of its own class count and image shape."""
+    expected = (model.hparams.num_classes, model.hparams.in_channels, model.hparams.image_size)
+    if (num_classes, in_channels, image_size) != expected:
+        raise UserError(
+            f"the checkpoint's model takes {model.describe_input()}, but the data config gives "
+            f"{num_classes} classes of {in_channels}x{image_size}x{image_size} images. Evaluate "
+            "on data=<dataset> with the same classes and image shape "
+            f"(e.g. data={model.hparams.dataset})."
+        )
 
 
 def with_checkpoint_dataset(cfg: DictConfig, model: ImageClassifier) -> DictConfig:

@@ -13,9 +13,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from imgclf.app import CONFIG_DIR, command_line_app
-from imgclf.checkpoints import load_checkpoint
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.module import ImageClassifier, augmented_view_logits
+from imgclf.module import ImageClassifier, augmented_view_logits, load_checkpoint
 
 log = logging.getLogger(__name__)
 # The ONNX exporter narrates every optimisation pass at INFO level.

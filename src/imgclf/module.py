@@ -1,8 +1,10 @@
 """ImageClassifier: the LightningModule. It holds the loss, the metrics and the hooks; the
 network, optimizer and scheduler come from the config."""
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +23,7 @@ from torchmetrics.classification import (
 
 from imgclf import random_states
 from imgclf.callbacks.finetune import FreezeBackbone
-from imgclf.checkpoint_io import read_checkpoint
+from imgclf.checkpoints import read_checkpoint
 from imgclf.data.balance import inverse_frequency_weights
 from imgclf.data.pixels import PixelNormalisation
 from imgclf.data.transforms import evaluation_transform
@@ -32,7 +34,7 @@ from imgclf.models.pretrained import (
     load_pretrained,
     load_weights,
 )
-from imgclf.targets import refuse_unknown_targets
+from imgclf.targets import refuse_unknown_targets, rename_old_targets
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,9 @@ def build(config_or_object: Any) -> Any:
     (or None) through."""
     if isinstance(config_or_object, Mapping):
         refuse_unknown_targets(config_or_object, "the model's hyperparameters")
-        return instantiate(config_or_object)
+        config = copy.deepcopy(dict(config_or_object))
+        rename_old_targets(config)
+        return instantiate(config)
     return config_or_object
 
 
@@ -468,3 +472,14 @@ class ImageClassifier(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def load_checkpoint(path: str | Path) -> ImageClassifier:
+    """The model in eval mode on the CPU. The file is read with `weights_only` (only tensors
+    and plain data), and the model is rebuilt from its hyperparameters without fetching its
+    starting weights again: the checkpoint's own replace them."""
+    checkpoint = read_checkpoint(path, "ckpt_path")
+    hyper_parameters = {**checkpoint["hyper_parameters"], "pretrained": False, "init_from": None}
+    model = ImageClassifier(**hyper_parameters)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

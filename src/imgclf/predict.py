@@ -17,12 +17,10 @@ from rich.table import Table
 from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
-from imgclf.checkpoints import load_checkpoint
-from imgclf.data.cache import read_view
-from imgclf.data.decode import UnreadableImageError
-from imgclf.data.image_files import IMAGE_SUFFIXES
+from imgclf.data.decode import UnreadableImageError, read_view
+from imgclf.data.image_listing import IMAGE_SUFFIXES
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
-from imgclf.module import ImageClassifier
+from imgclf.module import ImageClassifier, load_checkpoint
 
 log = logging.getLogger(__name__)
 

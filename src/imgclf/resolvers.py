@@ -7,7 +7,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from imgclf.data.image_files import csv_class_names, find_class_names
+from imgclf.data.image_listing import csv_class_names, find_class_names
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
 from imgclf.run_folder import new_run_folder
 from imgclf.sweeps import in_multirun

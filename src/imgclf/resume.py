@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 
-from imgclf.checkpoint_io import unreadable_reason
+from imgclf.checkpoints import checkpoint_step
 from imgclf.errors import UserError
 from imgclf.overrides import override
 from imgclf.run_folder import METRICS_FILE, SAVED_CONFIG, is_locked, is_run_folder
@@ -103,15 +102,3 @@ def check_same_length(run_dir: Path, saved: Any, others: list[str], last: Path) 
             f"from its weights, start a new run: python train.py <the run's overrides> "
             f"model.init_from={last} trainer.max_epochs={epochs[-1]}"
         )
-
-
-def checkpoint_step(path: str | Path) -> int:
-    """The optimizer step a checkpoint was saved at."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(checkpoint["global_step"])
-    except Exception as error:  # truncated, foreign, not a checkpoint: all unusable
-        raise UserError(
-            f"{path} cannot be read as a checkpoint: {unreadable_reason(error)}. Resume from "
-            "a run whose checkpoints/last.ckpt is intact, or start the run again."
-        ) from error

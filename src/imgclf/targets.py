@@ -9,12 +9,19 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imgclf.errors import UserError
 
+# Old names of what imgclf offers, for the checkpoints and run folders that name them.
+RENAMED_TARGETS = {
+    "imgclf.models.DeepCNN": "imgclf.models.VggCNN",
+    "imgclf.checkpoint_io.AtomicCheckpointIO": "imgclf.checkpoints.AtomicCheckpointIO",
+}
+
 ALLOWED_TARGETS = frozenset(
-    {
+    RENAMED_TARGETS.keys()
+    | {
         # The model and its networks
         "imgclf.module.ImageClassifier",
         "imgclf.models.SimpleCNN",
-        "imgclf.models.DeepCNN",
+        "imgclf.models.VggCNN",
         "imgclf.models.cifar_resnet18",
         "imgclf.models.AirbenchNet",
         "imgclf.models.pretrained.timm_network",
@@ -40,7 +47,7 @@ ALLOWED_TARGETS = frozenset(
         "lightning.pytorch.callbacks.LearningRateMonitor",
         "lightning.pytorch.callbacks.EarlyStopping",
         "lightning.pytorch.callbacks.TQDMProgressBar",
-        "imgclf.checkpoint_io.AtomicCheckpointIO",
+        "imgclf.checkpoints.AtomicCheckpointIO",
         "imgclf.callbacks.ClassificationReportCallback",
         "imgclf.callbacks.ConfusionMatrixCallback",
         "imgclf.callbacks.DataExplorationCallback",
@@ -62,23 +69,58 @@ ALLOWED_TARGETS = frozenset(
 )
 
 
-def target_problems(config: Any, key: str = "") -> list[str]:
-    """One line per `_target_` in `config` (nested anywhere) that is not allowed."""
+KeyPath = tuple[str | int, ...]
+
+
+def targets_in(config: Any, path: KeyPath = ()) -> list[tuple[KeyPath, Any]]:
+    """(where, value) of every `_target_` in `config`, nested anywhere, unresolved: targets
+    are literal, and resolving could run the resolvers."""
     if isinstance(config, DictConfig | ListConfig):
-        # Unresolved: `_target_`s are literal, and resolving could run the resolvers.
         config = OmegaConf.to_container(config, resolve=False)
     if isinstance(config, dict):
-        problems = []
-        for name, value in config.items():
-            child = f"{key}.{name}" if key else str(name)
-            if name == "_target_" and value not in ALLOWED_TARGETS:
-                problems.append(f"{child}={value} is not one of the classes imgclf offers")
-            else:
-                problems += target_problems(value, child)
-        return problems
-    if isinstance(config, list):
-        return [p for i, value in enumerate(config) for p in target_problems(value, f"{key}[{i}]")]
-    return []
+        children = config.items()
+    elif isinstance(config, list):
+        children = enumerate(config)
+    else:
+        return []
+    found = []
+    for name, value in children:
+        if name == "_target_":
+            found.append(((*path, name), value))
+        else:
+            found += targets_in(value, (*path, name))
+    return found
+
+
+def dotted(path: KeyPath) -> str:
+    """`trainer.plugins[0]._target_`, as a user names a key."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)[1:]
+
+
+def rename_old_targets(config: DictConfig | dict) -> None:
+    """Every `_target_` in `config` (a composed config, a checkpoint's hyperparameters) that
+    names something imgclf has renamed, under its current name, in place: what an earlier
+    version wrote still builds."""
+    for path, target in targets_in(config):
+        if target not in RENAMED_TARGETS:
+            continue
+        if isinstance(config, DictConfig):
+            key = ".".join(str(part) for part in path)
+            OmegaConf.update(config, key, RENAMED_TARGETS[target], merge=False)
+            continue
+        node: Any = config
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = RENAMED_TARGETS[target]
+
+
+def target_problems(config: Any) -> list[str]:
+    """One line per `_target_` in `config` (nested anywhere) that is not allowed."""
+    return [
+        f"{dotted(path)}={target} is not one of the classes imgclf offers"
+        for path, target in targets_in(config)
+        if target not in ALLOWED_TARGETS
+    ]
 
 
 def refuse_unknown_targets(config: Any, source: str) -> None:

@@ -5,25 +5,22 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.lib import format as np_format
-from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as F
 
-from imgclf.data.decode import UnreadableImageError, check_header, decode_image_file
-from imgclf.data.image_files import list_names
+from imgclf.data.decode import check_header, decode_image_file
+from imgclf.data.image_listing import list_names
+from imgclf.data.parallel import map_files
 from imgclf.data.splits import Labelled, LabelledFiles, LabelledImages
 
 log = logging.getLogger(__name__)
 
 CACHE_MODES = ("auto", "ram", "disk", "none")
-# Jobs over this many files log their progress.
-PROGRESS_FROM = 5000
 # The .npy header formats np.save writes.
 HEADER_READERS = {
     (1, 0): np_format.read_array_header_1_0,
@@ -185,17 +182,6 @@ def entry_problem(entry: Path, channels: int, short_side: int) -> str | None:
     return None
 
 
-def load_cached(entry: str) -> torch.Tensor:
-    # np.load refuses pickled objects by default: a cache entry can only hold an array.
-    return torch.from_numpy(np.load(entry))
-
-
-def read_view(source: str, channels: int, cached: bool, transform: Callable) -> torch.Tensor:
-    """An image file or cache entry, transformed (a picklable function for worker processes)."""
-    image = load_cached(source) if cached else decode_image_file(source, channels)
-    return transform(image)
-
-
 def cache_splits(
     splits: dict[str, LabelledFiles],
     mode: str,
@@ -239,60 +225,6 @@ def cache_splits(
     warn_unreadable(unreadable)
     disk_cache.warn_replaced()
     return cached
-
-
-class _FileChunks(Dataset):
-    """`work(path)` for every path, a chunk of paths per item: one message between processes
-    per chunk, not per file, which made checking a cached file 5x slower than the check
-    itself. An unreadable file gives None."""
-
-    def __init__(self, paths: np.ndarray, work: Callable[[str], object], chunk: int) -> None:
-        self.paths = paths
-        self.work = work
-        self.chunk = chunk
-
-    def __len__(self) -> int:
-        return -(-len(self.paths) // self.chunk)
-
-    def attempt(self, index: int) -> object:
-        try:
-            return self.work(str(self.paths[index]))
-        except (UnreadableImageError, OSError):
-            return None
-
-    def __getitem__(self, item: int) -> list[tuple[int, object]]:
-        indices = range(item * self.chunk, min((item + 1) * self.chunk, len(self.paths)))
-        return [(index, self.attempt(index)) for index in indices]
-
-
-def map_files(
-    paths: np.ndarray, work: Callable[[str], object], workers: int, description: str | None
-) -> Iterator[tuple[int, object]]:
-    """(index, `work(path)`) for every path, None for an unreadable file, computed in
-    `workers` processes and yielded as they arrive: a caller that keeps what it needs and
-    drops the rest holds few of the workers' shared-memory tensors (each an open file) at a
-    time. With a `description`, a long job logs its progress every ~10 %, and every job
-    its duration."""
-    # Chunks of up to 32 files, at least 8 per worker so that they share the work evenly.
-    chunk = max(1, min(32, len(paths) // (8 * max(workers, 1))))
-    loader = DataLoader(
-        _FileChunks(paths, work, chunk),
-        batch_size=None,
-        num_workers=workers,
-        prefetch_factor=4 if workers else None,
-    )
-    started = time.perf_counter()
-    step = len(paths) // 10 if len(paths) >= PROGRESS_FROM else len(paths) + 1
-    done = 0
-    for results in loader:
-        for index, result in results:
-            yield index, result
-            done += 1
-            if description and done % step == 0 and done < len(paths):
-                log.info("%s: %d/%d", description, done, len(paths))
-    if description:
-        seconds = time.perf_counter() - started
-        log.info("%s: %d files in %.1f s", description, len(paths), seconds)
 
 
 def warn_unreadable(unreadable: list[str]) -> None:

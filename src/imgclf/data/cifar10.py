@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
 
-from imgclf.data.files import corrupt, load_numpy_pickle, verify_md5
+from imgclf.data.integrity import corrupt, load_numpy_pickle, verify_md5
 from imgclf.data.splits import DatasetSplits, LabelledImages
 
 log = logging.getLogger(__name__)

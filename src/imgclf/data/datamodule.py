@@ -16,10 +16,12 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from imgclf.data import sources
 from imgclf.data.augment import BatchAugment
 from imgclf.data.balance import SAMPLERS, balanced_sample_weights
-from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode, map_files, read_view
-from imgclf.data.file_dataset import ImageFileDataset
+from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode
+from imgclf.data.decode import read_view
+from imgclf.data.image_file_dataset import ImageFileDataset
 from imgclf.data.loader import InMemoryBatches
 from imgclf.data.mix import BatchMix
+from imgclf.data.parallel import map_files
 from imgclf.data.pixels import channel_statistics
 from imgclf.data.splits import (
     DatasetSplits,

@@ -1,12 +1,14 @@
-"""Decode an image file of any common format and mode into a uint8 (C, H, W) tensor.
+"""Read an image: a file of any common format and mode decoded into a uint8 (C, H, W) tensor,
+or a disk-cache entry's array, transformed into a model's view.
 
 torchvision.io (libjpeg-turbo, libpng, libwebp) decodes first: on this project's 2-core CPU it
 decodes the photo folder's JPEGs 1.8x faster than PIL (3,580 vs 1,940 images/s, one thread;
-`scripts/benchmark_data.py` measures the whole pipeline), turns CMYK into RGB, scales 16-bit
+`benchmarks/benchmark_data.py` measures the whole pipeline), turns CMYK into RGB, scales 16-bit
 PNGs down to 8 bits and applies the EXIF orientation. PIL takes the formats it cannot read
 (BMP, TIFF, float and 32-bit modes).
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,14 @@ def decode_with_pil(path: str | Path, channels: int) -> torch.Tensor:
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error})") from error
     return torch.from_numpy(pixels.reshape(*pixels.shape[:2], channels)).permute(2, 0, 1)
+
+
+def load_cached(entry: str) -> torch.Tensor:
+    # np.load refuses pickled objects by default: a cache entry can only hold an array.
+    return torch.from_numpy(np.load(entry))
+
+
+def read_view(source: str, channels: int, cached: bool, transform: Callable) -> torch.Tensor:
+    """An image file or cache entry, transformed (a picklable function for worker processes)."""
+    image = load_cached(source) if cached else decode_image_file(source, channels)
+    return transform(image)

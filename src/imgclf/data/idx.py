@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchvision.datasets import MNIST, VisionDataset
 
-from imgclf.data.files import corrupt, verify_md5
+from imgclf.data.integrity import corrupt, verify_md5
 from imgclf.data.splits import DatasetSplits, LabelledImages
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from torchvision.datasets import MNIST, FashionMNIST
 
-from imgclf.data import cifar10, image_files
+from imgclf.data import cifar10, image_listing
 from imgclf.data.idx import IdxDataset
 from imgclf.data.splits import DatasetSplits
 from imgclf.errors import DataNotFoundError, UserError
@@ -63,11 +63,11 @@ def ensure_available(name: str, data_dir: Path, download: bool) -> None:
 
 def load(name: str, data_dir: Path, csv_path: Path | None = None) -> DatasetSplits:
     if name == IMAGE_FOLDER:
-        return image_files.list_folder(data_dir)
+        return image_listing.list_folder(data_dir)
     if name == IMAGE_CSV:
         if csv_path is None:
             raise UserError("data=image_csv needs data.csv_path=<labels.csv>")
-        return image_files.list_csv(csv_path)
+        return image_listing.list_csv(csv_path)
     dataset = builtin_dataset(name)
     folder = dataset.find(data_dir)
     if folder is None:

@@ -4,6 +4,6 @@ any dataset."""
 from imgclf.models.airbench import AirbenchNet
 from imgclf.models.resnet import cifar_resnet18
 from imgclf.models.simple_cnn import SimpleCNN
-from imgclf.models.vgg_cnn import DeepCNN
+from imgclf.models.vgg_cnn import VggCNN
 
-__all__ = ["AirbenchNet", "DeepCNN", "SimpleCNN", "cifar_resnet18"]
+__all__ = ["AirbenchNet", "SimpleCNN", "VggCNN", "cifar_resnet18"]

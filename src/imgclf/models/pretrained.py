@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from imgclf.checkpoint_io import unreadable_reason
+from imgclf.checkpoints import unreadable_reason
 from imgclf.errors import UserError
 from imgclf.models.hub import offline_unless_reachable
 

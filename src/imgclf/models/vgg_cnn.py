@@ -29,7 +29,7 @@ def conv_block(in_channels: int, out_channels: int, convs: int, dropout: float) 
     return nn.Sequential(*layers)
 
 
-class DeepCNN(nn.Module):
+class VggCNN(nn.Module):
     """Conv blocks of growing width, a global max-pool and a linear head.
 
     The global pool keeps the parameter count independent of the image size, so the same
@@ -49,7 +49,7 @@ class DeepCNN(nn.Module):
         super().__init__()
         if image_size < 2 ** len(widths):
             raise ValueError(
-                f"DeepCNN with {len(widths)} pooling blocks needs images of at least "
+                f"VggCNN with {len(widths)} pooling blocks needs images of at least "
                 f"{2 ** len(widths)} pixels; got image_size={image_size}"
             )
         channels = [in_channels, *widths]

@@ -1,4 +1,4 @@
-"""`python scripts/benchmark.py`: what the framework costs. Times a plain PyTorch training loop
+"""`python benchmarks/benchmark.py`: what the framework costs. Times a plain PyTorch training loop
 and imgclf's Lightning Trainer path on the same network, data tensors, batch size, optimizer,
 schedule and precision, in alternating rounds, and reports the data pipeline's share of a
 step. The last line is `trainer/plain time ratio: X.XX`."""
@@ -23,11 +23,12 @@ from imgclf.builders import build_model, build_trainer
 from imgclf.checks import validate
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.flops import matmul_peak, synchronize, training_flops_per_image
-from imgclf.host_syncs import HostSyncsPerTrainingBatch
 from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
+
+from flops import matmul_peak, synchronize, training_flops_per_image
+from host_syncs import HostSyncsPerTrainingBatch
 
 log = logging.getLogger(__name__)
 

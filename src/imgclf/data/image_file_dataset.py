@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from imgclf.data.cache import read_view
-from imgclf.data.decode import UnreadableImageError
+from imgclf.data.decode import UnreadableImageError, read_view
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`python scripts/benchmark_data.py`: how fast the data path feeds training, without a
+"""`python benchmarks/benchmark_data.py`: how fast the data path feeds training, without a
 model. Times imgclf's training loader (decode, augment, collate; for data held in memory,
 the batch augmentation too) against torchvision's ImageFolder + DataLoader with the same
 transforms, batch size and workers, in alternating rounds, and reports the peak memory of
