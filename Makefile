@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup train test lint clean
+.PHONY: setup train test lint docs docs-build clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,15 @@ test: setup
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n auto $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check src tests scripts train.py
+	$(BIN)/ruff check src tests scripts benchmarks train.py
+
+# The documentation site at http://127.0.0.1:8000, rebuilt as its pages change.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# What CI builds: a broken link or anchor fails it.
+docs-build: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
