@@ -135,7 +135,8 @@ def write_weights(library: str, name: str, path: Path) -> None:
 @pytest.fixture(scope="module")
 def checkout(real_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
     root = tmp_path_factory.mktemp("checkout")
-    for name in ("train.py", "scripts", "src", "tests", "Makefile", "pyproject.toml"):
+    checkout_files = ("train.py", "conf", "scripts", "benchmarks", "src", "tests", "Makefile")
+    for name in (*checkout_files, "pyproject.toml"):
         (root / name).symlink_to(REPO / name)
     (root / ".venv").symlink_to(Path(sys.prefix))
     home = tmp_path_factory.mktemp("home")
