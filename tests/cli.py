@@ -90,8 +90,6 @@ from imgclf.module import ImageClassifier
 from imgclf.train import main
 
 phase, signal_name = sys.argv.pop(1), sys.argv.pop(1)
-# As in a terminal, whatever this test process inherited (pytest-xdist ignores SIGINT).
-signal.signal(signal.SIGINT, signal.default_int_handler)
 sent = []
 
 def stopping(cls, name, when):

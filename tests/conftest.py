@@ -1,6 +1,7 @@
 """The fixtures: miniature datasets written once a session, real photos, and finished runs
 that several tests read."""
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ from dataset_files import (
 def pytest_configure() -> None:
     # As every app does before Hydra composes a config.
     register_resolvers()
+    # The tests press Ctrl-C (send SIGINT) as a user in a terminal does. A shell starts its
+    # background jobs with SIGINT ignored, and every process they start inherits that, so a
+    # suite started with `&` would see runs ignore it. A Python handler is not inherited.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
