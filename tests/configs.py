@@ -24,9 +24,13 @@ MODELS = ["simple_cnn", "deep_cnn", "vgg_cnn", "resnet18", "airbench"]
 REAL_DATA_DIR = Path(os.environ.get("IMGCLF_DATA_DIR", REPO / "data"))
 
 
-def compose_train_config(overrides: list[str], output_dir: Path) -> DictConfig:
+def compose_train_config(
+    overrides: list[str], output_dir: Path, with_hydra: bool = False
+) -> DictConfig:
+    """The config `python train.py <overrides>` runs; `with_hydra`: with its `hydra` node."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+        overrides = [f"paths.output_dir={output_dir}", *overrides]
+        return compose("train", overrides=overrides, return_hydra_config=with_hydra)
 
 
 def composed_model(overrides: list[str], output_dir: Path) -> L.LightningModule:

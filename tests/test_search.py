@@ -31,8 +31,8 @@ TRIAL = [
 
 @pytest.mark.parametrize("model", [*MODELS, "timm", "torchvision"])
 def test_every_model_searches_keys_it_has(model: str, tmp_path: Path) -> None:
-    cfg = compose_train_config([f"model={model}", "hparams_search=optuna"], tmp_path)
-    space = cfg.search_space
+    cfg = compose_train_config([f"model={model}", "hparams_search=optuna"], tmp_path, True)
+    space = cfg.hydra.sweeper.params
     assert "optimizer.lr" in space and len(space) > 3  # the common keys and the model's own
     for key in space:
         assert OmegaConf.select(cfg, key, default=KeyError) is not KeyError, key
@@ -59,7 +59,7 @@ def test_a_model_without_a_search_space_is_told_how_to_give_one(tmp_path: Path) 
         f"hydra.sweep.dir={tmp_path / 'sweep'}", data_dir=require_real_data("MNIST/raw"),
     )  # fmt: skip
     assert result.returncode == 2
-    assert "nothing to search: model=tiny_cnn has no search_space/tiny_cnn.yaml" in result.stderr
+    assert "model=tiny_cnn has no search_space/optuna/tiny_cnn.yaml" in result.stderr
 
 
 def test_trials_stopped_from_outside_or_asked_too_many_leave_their_slots_free() -> None:

@@ -73,8 +73,8 @@ class OptunaSweeper(Sweeper):
         if not space:
             model = self.config.hydra.runtime.choices.get("model")
             raise UserError(
-                f"nothing to search: model={model} has no search_space/{model}.yaml. Add one "
-                "to a config folder of yours (--config-dir), or name the keys to search on the "
+                f"nothing to search: model={model} has no search_space/optuna/{model}.yaml. Add "
+                "one to a config folder of yours (--config-dir), or name the keys to search on the "
                 "command line, e.g. optimizer.lr='tag(log, interval(1e-4, 1e-2))'"
             )
         self.refuse_unknown_keys(space)
@@ -128,7 +128,7 @@ class OptunaSweeper(Sweeper):
             raise UserError(
                 f"hydra.sweeper.params searches {', '.join(missing)}, which this config "
                 f"(model={model}) does not have. Search the model's own keys (its "
-                f"search_space/{model}.yaml lists some), or prefix a new key with +."
+                f"search_space/optuna/{model}.yaml lists some), or prefix a new key with +."
             )
 
     def write_results(self, study: Any, sweep_dir: Path) -> None:
