@@ -213,7 +213,7 @@ def benchmark(cfg: DictConfig) -> float:
     use_gpu = trains_on_gpu(cfg.trainer.accelerator)
     device = torch.device("cuda" if use_gpu else "cpu")
     template = build_model(cfg)
-    template.initialise_from_data(datamodule)
+    template.adapt_to(datamodule.description())
     accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
     images_per_step = datamodule.batch_size
     batches = len(datamodule.loader("train"))

@@ -20,8 +20,7 @@ from torchvision.transforms import v2
 
 from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.checks import validate
-from imgclf.data.datamodule import ImageDataModule
-from imgclf.data.transforms import ImageAugment
+from imgclf.data import ImageDataModule, ImageFilesDataModule
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.memory import PeakMemory
 
@@ -44,7 +43,7 @@ def images_per_second(
     return images / (time.perf_counter() - started)
 
 
-def image_folder_loader(datamodule: ImageDataModule) -> DataLoader:
+def image_folder_loader(datamodule: ImageFilesDataModule) -> DataLoader:
     """torchvision's classic pipeline on the same folder: PIL decoding in ImageFolder, the
     same v2 training transforms (on PIL images, as its reference scripts do), a tensor at
     the end; same batch size, workers and shuffling."""
@@ -79,7 +78,8 @@ def benchmark_data(cfg: DictConfig) -> float | None:
             f"benchmark_data.warmup_batches + benchmark_data.batches = {needed} is more than "
             f"the {len(loaders['imgclf'])} batches of an epoch: lower them, or data.batch_size"
         )
-    if settings.reference and isinstance(datamodule.augment, ImageAugment):
+    files = isinstance(datamodule, ImageFilesDataModule)
+    if settings.reference and files:
         loaders["ImageFolder"] = image_folder_loader(datamodule)
     augments = {"imgclf": datamodule.batch_augment if datamodule.in_memory else None}
     speeds: dict[str, list[float]] = {name: [] for name in loaders}
@@ -97,7 +97,7 @@ def benchmark_data(cfg: DictConfig) -> float | None:
         log.info("round %d: %s", round_number + 1, results)
     workers = 0 if datamodule.in_memory else datamodule.worker_count()
     print(
-        f"data: {datamodule.dataset}, cache={datamodule.cache_mode}, "
+        f"data: {datamodule.dataset}, cache={datamodule.cache_mode if files else 'ram'}, "
         f"{len(datamodule.splits['train']):,} training images, image_size "
         f"{datamodule.image_size}, batch {datamodule.batch_size}, {workers} workers"
     )

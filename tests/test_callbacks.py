@@ -10,6 +10,7 @@ import torch
 from imgclf.callbacks.examples import ExamplePicker
 from imgclf.callbacks.exploration import stratified_sample
 from imgclf.callbacks.report import classification_report
+from imgclf.tasks import SingleLabel
 
 from cli import run_script, run_train
 from views import IMAGE_TAGS, assert_real_picture, load_events
@@ -96,8 +97,12 @@ def test_picker_keeps_the_most_confident_mistakes_across_batches() -> None:
     picker = ExamplePicker(count=2, correct=False)
     for confidences in ([0.9, 0.6, 0.3], [0.95, 0.2, 0.7]):
         probabilities = torch.tensor([[1 - p, p] for p in confidences])
-        outputs = {"probabilities": probabilities, "targets": torch.zeros(3, dtype=torch.long)}
-        picker.update(torch.arange(3.0)[:, None, None, None], outputs)
+        outputs = {
+            "probabilities": probabilities,
+            "predictions": (probabilities[:, 1] > 0.5).long(),
+            "targets": torch.zeros(3, dtype=torch.long),
+        }
+        picker.update(torch.arange(3.0)[:, None, None, None], outputs, SingleLabel())
     assert picker.kept.confidences.tolist() == pytest.approx([0.95, 0.9])
     assert picker.kept.predictions.tolist() == [1, 1]
 

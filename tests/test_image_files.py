@@ -11,9 +11,8 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from imgclf.data import image_listing
+from imgclf.data import ImageFilesDataModule, image_listing
 from imgclf.data.cache import DiskCache
-from imgclf.data.datamodule import ImageDataModule
 from imgclf.data.decode import UnreadableImageError, decode_image_file
 from imgclf.data.splits import LabelledFiles, LabelledImages, stratified_split
 from imgclf.data.transforms import ImageAugment
@@ -23,13 +22,13 @@ from configs import compose_train_config
 from dataset_files import damage, write_image_csv, write_image_folder
 
 
-def folder_module(root: Path, **options) -> ImageDataModule:  # noqa: ANN003
+def folder_module(root: Path, **options) -> ImageFilesDataModule:  # noqa: ANN003
     settings = dict(
         num_classes=3, in_channels=3, image_size=16, val_ratio=0.2, test_ratio=0.1,
         num_workers=0, augment=ImageAugment(),
     )  # fmt: skip
     settings.update(options)
-    return ImageDataModule("image_folder", root, **settings)
+    return ImageFilesDataModule(dataset="image_folder", data_dir=root, **settings)
 
 
 def test_folder_is_listed_by_class_without_decoding(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import torch
 from hydra.utils import instantiate
 
 from imgclf.builders import build_model
+from imgclf.data import ImageFilesDataModule
 from imgclf.data.balance import inverse_frequency_weights
-from imgclf.data.datamodule import ImageDataModule
 from imgclf.data.transforms import ImageAugment
 
 from cli import run_train
@@ -31,10 +31,10 @@ def skewed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def skewed_module(root: Path, cache: str, **options) -> ImageDataModule:  # noqa: ANN003
-    return ImageDataModule(
-        "image_folder", root, num_classes=3, in_channels=3, image_size=16, val_ratio=0,
-        test_ratio=0.2, num_workers=0, augment=ImageAugment(), cache=cache,
+def skewed_module(root: Path, cache: str, **options) -> ImageFilesDataModule:  # noqa: ANN003
+    return ImageFilesDataModule(
+        dataset="image_folder", data_dir=root, num_classes=3, in_channels=3, image_size=16,
+        val_ratio=0, test_ratio=0.2, num_workers=0, augment=ImageAugment(), cache=cache,
         cache_dir=root.parent / "cache", **options,
     )  # fmt: skip
 
@@ -64,7 +64,7 @@ def test_class_weights_auto_puts_the_training_counts_in_the_loss(
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     model = build_model(cfg)
-    model.initialise_from_data(datamodule)
+    model.adapt_to(datamodule.description())
     # 80 % of each class trains: 24 cats, 8 dogs, 4 foxes.
     assert datamodule.train_class_counts().tolist() == [24, 8, 4]
     assert torch.allclose(model.criterion.weight, torch.tensor([0.5, 1.5, 3.0]))

@@ -36,7 +36,7 @@ def whitening_bias_gradients(overrides: list[str], tmp_path: Path) -> tuple:
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = build_model(cfg)
-    model.initialise_from_data(datamodule)
+    model.adapt_to(datamodule.description())
     images, labels = next(iter(datamodule.train_dataloader()))
     gradients = []
     for bf16 in (False, True):
@@ -44,7 +44,7 @@ def whitening_bias_gradients(overrides: list[str], tmp_path: Path) -> tuple:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(images)
         model.criterion(logits.float(), labels).backward()
-        gradients.append(model.net.whiten.bias.grad.clone())
+        gradients.append(model.classifier.net.whiten.bias.grad.clone())
     return tuple(gradients)
 
 

@@ -53,14 +53,15 @@ def test_a_timm_model_starts_from_exactly_the_weights_of_a_local_file(tmp_path: 
         ],
         tmp_path,
     )
-    loaded = model.net.state_dict()
+    loaded = model.classifier.net.state_dict()
     for key, value in weights.items():
         if not key.startswith("fc."):
             assert torch.equal(loaded[key], value), key
     # CIFAR-10's 10 classes: a new head, and ImageNet's statistics came with the weights.
     assert loaded["fc.weight"].shape == (10, 512)
-    torch.testing.assert_close(model.normalisation.mean, torch.tensor([0.485, 0.456, 0.406]))
-    torch.testing.assert_close(model.normalisation.std, torch.tensor([0.229, 0.224, 0.225]))
+    normalisation = model.classifier.normalisation
+    torch.testing.assert_close(normalisation.mean, torch.tensor([0.485, 0.456, 0.406]))
+    torch.testing.assert_close(normalisation.std, torch.tensor([0.229, 0.224, 0.225]))
 
 
 def test_grey_images_get_a_stem_of_summed_rgb_filters(
@@ -78,7 +79,7 @@ def test_grey_images_get_a_stem_of_summed_rgb_filters(
     rgb_stem = torch.nn.functional.conv2d(
         grey.expand(-1, 3, -1, -1), weights["conv1.weight"], stride=2, padding=3
     )
-    grey_stem = model.net.conv1(grey)
+    grey_stem = model.classifier.net.conv1(grey)
     torch.testing.assert_close(grey_stem, rgb_stem, rtol=1e-4, atol=1e-4)
 
 
@@ -196,15 +197,15 @@ def test_init_from_keeps_the_network_and_its_normalisation_with_a_new_head(
     datamodule = instantiate(compose_train_config(overrides, tmp_path).data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model.initialise_from_data(datamodule)
+    model.adapt_to(datamodule.description())
     started = model.state_dict()
-    head = "net.head"  # deep_cnn's (AirbenchNet's) linear layer
+    head = "classifier.net.head"  # deep_cnn's (AirbenchNet's) linear layer
     assert started[f"{head}.weight"].shape[0] == len(list(image_folder.iterdir()))
     assert started[f"{head}.weight"].shape != trained[f"{head}.weight"].shape
     for key, value in trained.items():
-        if key.startswith("net.") and not key.startswith(head):
+        if key.startswith("classifier.net.") and not key.startswith(head):
             assert torch.equal(started[key], value), key
-    for key in ("normalisation.mean", "normalisation.std"):
+    for key in ("classifier.normalisation.mean", "classifier.normalisation.std"):
         assert torch.equal(started[key], trained[key])
 
 
@@ -215,7 +216,8 @@ class Snapshots(Callback):
         self.taken: list[dict[str, torch.Tensor]] = []
 
     def take(self, module: ImageClassifier) -> None:
-        self.taken.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+        state = module.classifier.net.state_dict()
+        self.taken.append({key: value.detach().clone() for key, value in state.items()})
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: ImageClassifier) -> None:
         self.take(pl_module)
@@ -297,9 +299,9 @@ def test_gradcam_looks_at_timm_s_last_feature_stage_not_a_convolution_after_pool
     """MobileNetV3's last convolution (conv_head) sees the pooled 1x1 map: a heat-map there
     would be one flat value. Its last feature stage keeps the image's layout."""
     model = composed_model(["model=timm", "model.name=mobilenetv3_large_100"], tmp_path).eval()
-    assert gradcam_layer(model.net) is model.net.blocks[-1]
+    assert gradcam_layer(model.classifier.net) is model.classifier.net.blocks[-1]
     pixels = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
-    heatmaps = gradcam_heatmaps(model, pixels, torch.tensor([0, 1]))
+    heatmaps = gradcam_heatmaps(model.classifier, pixels, torch.tensor([0, 1]))
     assert heatmaps.shape == (2, 64, 64)
     # An untrained network's evidence may be negative everywhere for one image (then 0 after
     # Grad-CAM's ReLU); conv_head's 1x1 map would be flat for both.

@@ -11,11 +11,12 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 
 from imgclf.builders import build_model, build_trainer
+from imgclf.classifier import EvaluationViews, augmented_view_logits
 from imgclf.data.loader import InMemoryBatches
 from imgclf.data.splits import LabelledImages
 from imgclf.errors import UserError
 from imgclf.models import AirbenchNet
-from imgclf.module import augmented_view_logits, load_checkpoint
+from imgclf.module import load_checkpoint
 from imgclf.optim import Muon, orthogonalise
 from imgclf.schedulers import linear_decay
 from imgclf.train import train
@@ -133,7 +134,7 @@ class WhiteningBiasRecorder(Callback):
         self.biases: list[torch.Tensor] = []
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
-        self.biases.append(pl_module.net.whiten.bias.detach().clone())
+        self.biases.append(pl_module.classifier.net.whiten.bias.detach().clone())
 
 
 def speedrun_config(fixture_data_dir: Path, output_dir: Path, *overrides: str):  # noqa: ANN201
@@ -170,7 +171,7 @@ def test_speedrun_freezes_the_whitening_bias_after_its_epochs(
     first, second, third = recorder.biases
     assert not torch.equal(first, second)  # trained in epochs 0 and 1
     assert torch.equal(second, third)  # frozen from epoch 2
-    assert not model.net.whiten.bias.requires_grad
+    assert not model.classifier.net.whiten.bias.requires_grad
 
 
 def test_a_misspelt_parameter_to_freeze_stops_the_run_before_training(
@@ -214,11 +215,14 @@ def test_onnx_export_keeps_the_flip_and_translate_test_time_augmentation(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     model = load_checkpoint(Path(checkpoint))
-    assert model.flip_test_time and model.translate_test_time
+    classifier = model.classifier
+    assert classifier.views.flip and classifier.views.translate
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = model.evaluation_logits(images).softmax(dim=1)
-        untranslated = augmented_view_logits(model.net, model.normalise(images), True, False)
+        expected = classifier.evaluation_logits(images).softmax(dim=1)
+        untranslated = augmented_view_logits(
+            classifier.net, classifier.normalise(images), EvaluationViews(flip=True)
+        )
     assert not torch.allclose(expected, untranslated.softmax(dim=1), atol=1e-4)
     (probabilities,) = onnxruntime.InferenceSession(str(output)).run(
         None, {"images": images.numpy()}

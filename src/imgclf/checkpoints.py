@@ -65,12 +65,31 @@ def read_checkpoint(path: str | Path, argument: str) -> dict[str, Any]:
     # Its hyperparameters name the classes that rebuild the model: only imgclf's may.
     refuse_unknown_targets(checkpoint["hyper_parameters"], f"{argument}={path}")
     rename_old_targets(checkpoint["hyper_parameters"])
-    if "normalisation.mean" not in checkpoint["state_dict"]:
-        raise UserError(
-            f"{argument}={path} was written by imgclf 0.2 or earlier, whose models did not "
-            "hold their own normalisation; train it again with this version."
-        )
+    rename_old_state_keys(checkpoint["state_dict"])
+    check_holds_normalisation(checkpoint["state_dict"], f"{argument}={path}")
     return checkpoint
+
+
+# imgclf 0.3 kept the network and its normalisation at the top of the model's state; they
+# now sit in its `classifier` (`imgclf.classifier.Classifier`).
+MOVED_INTO_CLASSIFIER = ("net.", "normalisation.")
+NORMALISATION_KEY = "classifier.normalisation.mean"
+
+
+def rename_old_state_keys(state: dict[str, Any], prefix: str = "") -> None:
+    """An 0.3 model state's keys (under `prefix`) renamed to today's, in place: read_checkpoint
+    does it, and the model's load_state_dict (a resumed run, its EMA weights)."""
+    old = tuple(prefix + key for key in MOVED_INTO_CLASSIFIER)
+    for key in [key for key in state if key.startswith(old)]:
+        state[f"{prefix}classifier.{key[len(prefix) :]}"] = state.pop(key)
+
+
+def check_holds_normalisation(state: dict[str, Any], described: str) -> None:
+    if NORMALISATION_KEY not in state:
+        raise UserError(
+            f"{described} was written by imgclf 0.2 or earlier, whose models did not hold their "
+            "own normalisation; train it again with this version."
+        )
 
 
 def checkpoint_step(path: str | Path) -> int:

@@ -13,8 +13,10 @@ from omegaconf import DictConfig
 from torch import nn
 
 from imgclf.app import CONFIG_DIR, command_line_app
+from imgclf.classifier import Classifier
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.module import ImageClassifier, augmented_view_logits, load_checkpoint
+from imgclf.module import ImageClassifier, load_checkpoint
+from imgclf.tasks import Task
 
 log = logging.getLogger(__name__)
 # The ONNX exporter narrates every optimisation pass at INFO level.
@@ -25,29 +27,19 @@ FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 
 
-class DeployableClassifier(nn.Module):
-    """float32 (N, C, H, W) pixels in [0, 1] to (N, classes) probabilities: the model with its
-    normalisation and test-time augmentation, as evaluation applies it."""
+class ExportedClassifier(nn.Module):
+    """float32 (N, C, H, W) pixels in [0, 1] to (N, classes) probabilities: the classifier
+    with its normalisation and test-time views, as evaluation applies them, every view
+    computed (a graph of fixed shapes), and the task's probabilities."""
 
-    def __init__(self, model: ImageClassifier) -> None:
+    def __init__(self, classifier: Classifier, task: Task) -> None:
         super().__init__()
-        self.normalisation = model.normalisation.float()
-        # Exporters trace plain NCHW more portably than channels_last weights.
-        self.net = model.net.to(memory_format=torch.contiguous_format).float().eval()
-        self.flip_test_time = bool(model.flip_test_time)
-        self.translate_test_time = bool(model.translate_test_time)
-        self.translate_test_time_margin = model.translate_test_time_margin
+        self.classifier = classifier.for_export()
+        self.task = task
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = augmented_view_logits(
-            self.net,
-            self.normalisation(images),
-            self.flip_test_time,
-            self.translate_test_time,
-            self.translate_test_time_margin,
-            skip_confident=False,
-        )
-        return logits.softmax(dim=1)
+        logits = self.classifier.evaluation_logits(images, skip_confident=False)
+        return self.task.probabilities(logits)
 
 
 def metadata(model: ImageClassifier) -> dict[str, str]:
@@ -120,7 +112,7 @@ def export(cfg: DictConfig) -> Path:
     description, how_to_use = metadata(model), usage(path, model, cfg.format)
     size = model.hparams.image_size
     example = torch.rand(2, model.hparams.in_channels, size, size)
-    module = DeployableClassifier(model).eval()
+    module = ExportedClassifier(model.classifier, model.task).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     if cfg.format == "onnx":
         export_onnx(module, example, path, description, cfg.onnx_opset)

@@ -1,50 +1,44 @@
-"""ImageClassifier: the LightningModule. It holds the loss, the metrics and the hooks; the
-network, optimizer and scheduler come from the config."""
+"""ImageClassifier: the LightningModule. It holds the task's loss and metrics and the hooks;
+the classifier (normalisation, network, test-time views), the optimizer and the scheduler are
+built from the config."""
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
+from torchmetrics import MaxMetric
 
 from imgclf import random_states
 from imgclf.callbacks.finetune import FreezeBackbone
-from imgclf.checkpoints import read_checkpoint
+from imgclf.checkpoints import (
+    check_holds_normalisation,
+    read_checkpoint,
+    rename_old_state_keys,
+)
+from imgclf.classifier import Classifier, EvaluationViews
 from imgclf.data.balance import inverse_frequency_weights
-from imgclf.data.pixels import PixelNormalisation
+from imgclf.data.description import DataDescription
 from imgclf.data.transforms import evaluation_transform
 from imgclf.errors import UserError
-from imgclf.models.pretrained import (
-    PretrainedInput,
-    head_and_backbone,
-    load_pretrained,
-    load_weights,
-)
+from imgclf.optim import parameter_groups
+from imgclf.starting_weights import start_from_checkpoint, start_from_pretrained
 from imgclf.targets import refuse_unknown_targets, rename_old_targets
+from imgclf.tasks import SingleLabel, StageMetrics
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # What validation_step and test_step return: the callbacks that draw predictions read it.
 StepOutput = dict[str, torch.Tensor]
-# Validation metrics whose best value over the epochs is logged as `<name>_best`: each can be
-# the checkpoint monitor (callbacks.model_checkpoint.monitor) and, as `<name>_best`, the
-# sweep objective (optimized_metric). Balanced accuracy is the mean of per-class recall.
-TRACKED_VALIDATION_METRICS = ("acc", "f1_macro", "acc_balanced")
+STAGES = ("train", "val", "test")
 # `finetune.freeze_epochs`: train only the head for that many epochs; the backbone learns at
 # `backbone_lr_ratio` times the learning rate (1.0 and 0: plain training).
 DEFAULT_FINETUNE = {"freeze_epochs": 0, "backbone_lr_ratio": 1.0}
@@ -56,75 +50,32 @@ def as_plain(config: Any) -> Any:
     )
 
 
-def build(config_or_object: Any) -> Any:
+def build(config: Mapping | None) -> Any:
     """Instantiate a Hydra `_target_` mapping, if it names only what imgclf offers (it may come
-    from a checkpoint, also through Lightning's `load_from_checkpoint`); pass a ready object
-    (or None) through."""
-    if isinstance(config_or_object, Mapping):
-        refuse_unknown_targets(config_or_object, "the model's hyperparameters")
-        config = copy.deepcopy(dict(config_or_object))
-        rename_old_targets(config)
-        return instantiate(config)
-    return config_or_object
-
-
-def augmented_view_logits(
-    net: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    flip: bool,
-    translate: bool,
-    translate_margin: float | None = None,
-    skip_confident: bool = True,
-) -> torch.Tensor:
-    """float32 logits averaged over views of each image: with `flip`, the image and its
-    mirror (valid only where training flips images too); with `translate`, also the image
-    shifted one pixel up-left and down-right (reflected borders), weighted 1/4 each against
-    1/2 for the unshifted views, as in airbench.
-
-    With `translate_margin` only the images whose unshifted views leave the top two classes'
-    probabilities less than that apart get the shifted views: they change few confident
-    answers, and skipping them saves most of their cost. `skip_confident=False` computes
-    every view and selects afterwards, the same logits in a graph of fixed shapes (export).
-    """
-
-    def mirror_averaged(views: torch.Tensor) -> torch.Tensor:
-        logits = net(views).float()
-        return (logits + net(views.flip(3)).float()) / 2 if flip else logits
-
-    def with_shifted_views(unshifted: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-        height, width = views.shape[-2:]
-        padded = F.pad(views, (1, 1, 1, 1), mode="reflect")
-        up_left, down_right = padded[..., :height, :width], padded[..., 2:, 2:]
-        return 0.5 * unshifted + 0.25 * (mirror_averaged(up_left) + mirror_averaged(down_right))
-
-    logits = mirror_averaged(images)
-    if not translate:
-        return logits
-    if translate_margin is None:
-        return with_shifted_views(logits, images)
-    top_two = logits.softmax(dim=1).topk(2, dim=1).values
-    uncertain = top_two[:, 0] - top_two[:, 1] < translate_margin
-    if not skip_confident:
-        return torch.where(uncertain[:, None], with_shifted_views(logits, images), logits)
-    chosen = uncertain.nonzero()[:, 0]
-    return logits.index_copy(0, chosen, with_shifted_views(logits[chosen], images[chosen]))
+    from a checkpoint, also through Lightning's `load_from_checkpoint`)."""
+    if config is None:
+        return None
+    refuse_unknown_targets(config, "the model's hyperparameters")
+    config = copy.deepcopy(dict(config))
+    rename_old_targets(config)
+    return instantiate(config)
 
 
 class ImageClassifier(LightningModule):
-    """Cross-entropy classification with accuracy tracked by torchmetrics.
+    """Trains and tests a `Classifier` for its task (single-label classification).
 
     `net`, `optimizer` and `scheduler` are Hydra configs (`_target_` mappings; the optimizer
-    and scheduler with `_partial_: true`) or ready objects. Given configs, the checkpoint
-    stores only plain data, so `load_from_checkpoint(path)` rebuilds the model with no other
-    arguments and loads with `weights_only=True`.
+    and scheduler with `_partial_: true`): the checkpoint stores only plain data, so
+    `load_checkpoint(path)` rebuilds the model with no other arguments and loads with
+    `weights_only=True`.
     """
 
     def __init__(
         self,
-        net: Mapping | nn.Module,
-        optimizer: Mapping | Callable[..., torch.optim.Optimizer],
+        net: Mapping,
+        optimizer: Mapping,
         num_classes: int,
-        scheduler: Mapping | Callable | None = None,
+        scheduler: Mapping | None = None,
         label_smoothing: float = 0.0,
         channels_last: bool = True,
         flip_test_time: bool = False,
@@ -159,7 +110,7 @@ class ImageClassifier(LightningModule):
                 "validate_with_test_time_views": validate_with_test_time_views,
                 "class_weights": as_plain(class_weights),
                 # What the model takes and gives: a checkpoint describes itself. Class names,
-                # the resize side and the dataset are filled in from the data at `setup`.
+                # the resize side and the dataset are filled in from the data before fitting.
                 "in_channels": in_channels,
                 "image_size": image_size,
                 "resize_size": resize_size or image_size,
@@ -167,8 +118,7 @@ class ImageClassifier(LightningModule):
                 "dataset": dataset,
                 # The network's name (timm, torchvision), for the record and the net config.
                 "name": name,
-                # Where training starts from: used when the model is built for training,
-                # never when a checkpoint is loaded (its own weights replace them).
+                # Where training starts from (`starting_weights`).
                 "pretrained": pretrained,
                 "init_from": init_from,
                 "finetune": finetune,
@@ -176,83 +126,39 @@ class ImageClassifier(LightningModule):
         )
         if class_names and len(class_names) != num_classes:
             raise UserError(f"{len(class_names)} class names for {num_classes} classes")
-        self.net = build(net)
-        # The normalisation, applied in `forward` to raw pixels: the data's statistics (set at
-        # `setup`) unless the starting weights bring the statistics they were trained with.
-        self.normalisation = PixelNormalisation(in_channels)
+        self.task = SingleLabel()
+        views = EvaluationViews(flip_test_time, translate_test_time, translate_test_time_margin)
+        self.classifier = Classifier(build(net), in_channels, views, channels_last)
+        # Whether the starting weights brought the statistics they were trained with; if not,
+        # the classifier normalises with the data's.
         self.statistics_from_start = False
-        # Whether the next training step logs the training metrics (`on_train_epoch_start`).
-        self.register_train_metrics = True
         if pretrained:
-            self.use_statistics(load_pretrained(self.net, pretrained))
+            start_from_pretrained(self.classifier, pretrained)
+            self.statistics_from_start = True
         if init_from:
-            self.start_from_checkpoint(init_from)
-        if channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            self.statistics_from_start = start_from_checkpoint(
+                self.classifier, init_from, net.get("_target_")
+            )
         self.optimizer_factory = build(optimizer)
         self.scheduler_factory = build(scheduler)
         # The loss's class weights are a buffer, so checkpoints carry what `auto` computed.
-        self.criterion = nn.CrossEntropyLoss(
-            weight=self.initial_class_weights(class_weights, num_classes),
-            label_smoothing=label_smoothing,
+        self.criterion = self.task.loss(
+            self.initial_class_weights(class_weights, num_classes), label_smoothing
         )
-        self.flip_test_time = flip_test_time
-        self.translate_test_time = translate_test_time
-        self.translate_test_time_margin = translate_test_time_margin
-        self.validate_with_test_time_views = validate_with_test_time_views
-        stages = ("train", "val", "test")
-        # Keyed "<stage>_<metric>": a key "train" would shadow nn.Module.train.
-        self.metrics = nn.ModuleDict()
-        # Without torchmetrics' checks of each batch (labels in range, no NaN loss): they read
-        # values back from the device, which on a GPU waits for all queued work, every step.
-        # The labels are checked when the data loads, and a NaN loss is DivergenceGuard's.
-        for stage in stages:
-            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(
-                num_classes, average="micro", validate_args=False
-            )
-            self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
-        # Counts of (true, predicted) pairs, for the confusion-matrix and report callbacks;
-        # torchmetrics sums them across DDP ranks when they are computed.
-        for stage in ("val", "test"):
-            self.metrics[f"{stage}_confusion"] = MulticlassConfusionMatrix(num_classes)
-        self.metrics["val_f1_macro"] = MulticlassF1Score(num_classes, average="macro")
-        self.metrics["val_acc_balanced"] = MulticlassAccuracy(num_classes, average="macro")
-        self.best = nn.ModuleDict({name: MaxMetric() for name in TRACKED_VALIDATION_METRICS})
-
-    def use_statistics(self, pretrained: PretrainedInput) -> None:
-        self.normalisation.set(pretrained.mean, pretrained.std)
-        self.statistics_from_start = True
-
-    def start_from_checkpoint(self, path: str) -> None:
-        """The network of an imgclf checkpoint trained on any data: a new head where the
-        classes differ, the stem adapted where the channels do. Its normalisation comes too,
-        unless the channels differ (the data's statistics are used then)."""
-        checkpoint = read_checkpoint(path, "model.init_from")
-        trained_net = (checkpoint["hyper_parameters"].get("net") or {}).get("_target_")
-        this_net = self.hparams.net.get("_target_")
-        if trained_net and this_net and trained_net != this_net:
-            raise UserError(
-                f"model.init_from={path}: the checkpoint's network is {trained_net}, this "
-                f"run's is {this_net}; choose the model it was trained with (model=...; "
-                f"its run folder's .hydra/config.yaml names it)"
-            )
-        state = checkpoint["state_dict"]
-        weights = {
-            key[len("net.") :]: value for key, value in state.items() if key.startswith("net.")
-        }
-        load_weights(self.net, weights, f"model.init_from={path}")
-        mean, std = state["normalisation.mean"], state["normalisation.std"]
-        if mean.shape == self.normalisation.mean.shape:
-            self.normalisation.set(mean, std)
-            self.statistics_from_start = True
-        trained_on = checkpoint["hyper_parameters"].get("class_names")
-        log.info("started from %s (trained on %s)", path, trained_on)
+        self.train_metrics, self.val_metrics, self.test_metrics = (
+            self.task.metrics(stage, num_classes) for stage in STAGES
+        )
+        self.best = nn.ModuleDict({name: MaxMetric() for name in self.task.tracked_scores})
+        # Whether the next training step logs the training metrics (`on_train_epoch_start`).
+        self.register_train_metrics = True
+        # Checkpoints of imgclf 0.3 name the classifier's weights by their old keys.
+        self.register_load_state_dict_pre_hook(renaming_old_state_keys)
 
     @property
     def class_names(self) -> list[str]:
         return self.hparams.class_names or [str(label) for label in range(self.hparams.num_classes)]
 
-    def evaluation_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+    def evaluation_transform(self) -> Any:
         """How an image becomes this model's input, as in evaluation during training: the short
         side resized to `resize_size`, the central `image_size` square kept."""
         return evaluation_transform(self.hparams.image_size, self.hparams.resize_size)
@@ -267,7 +173,7 @@ class ImageClassifier(LightningModule):
     def initial_class_weights(
         class_weights: str | list[float] | None, num_classes: int
     ) -> torch.Tensor | None:
-        """None for an unweighted loss; ones for `auto`, until `setup` counts the classes."""
+        """None for an unweighted loss; ones for `auto`, until the data's counts are known."""
         if class_weights is None:
             return None
         if class_weights == "auto":
@@ -279,85 +185,61 @@ class ImageClassifier(LightningModule):
             )
         return torch.tensor(class_weights, dtype=torch.float32)
 
-    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Raw pixels to the network's input (`PixelNormalisation`)."""
-        images = self.normalisation(pixels)
-        if self.hparams.channels_last:
-            return images.contiguous(memory_format=torch.channels_last)
-        return images
-
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Logits of raw pixels."""
-        return self.net(self.normalise(pixels))
+        """Logits of raw pixels, one view each."""
+        return self.classifier(pixels)
 
-    def evaluation_logits(self, pixels: torch.Tensor, views: bool = True) -> torch.Tensor:
-        """The float32 logits of raw pixels the model is judged by: outside training (and with
-        `views`), averaged over the test-time augmented views its settings ask for
-        (`augmented_view_logits`)."""
-        images = self.normalise(pixels)
-        if self.training or not views:
-            return self.net(images).float()
-        return augmented_view_logits(
-            self.net,
-            images,
-            self.flip_test_time,
-            self.translate_test_time,
-            self.translate_test_time_margin,
-        )
+    def evaluation_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The task's probabilities of raw pixels, averaged over the test-time views: what the
+        model answers outside training (eval, predict, export)."""
+        return self.task.probabilities(self.classifier.evaluation_logits(pixels))
 
-    def model_step(
-        self, batch: Batch, views: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, logits, targets) of a batch."""
-        images, targets = batch
-        logits = self.evaluation_logits(images, views)
-        return self.criterion(logits, targets), logits, targets
+    def metrics(self, stage: str) -> StageMetrics:
+        return getattr(self, f"{stage}_metrics")
 
     def shared_step(
         self, batch: Batch, stage: str, register_metrics: bool = True
     ) -> tuple[torch.Tensor, StepOutput]:
+        images, targets = batch
         # Validation may skip the test-time views: it picks the best epoch, and with flips
         # and shifts it costs up to 6 forward passes an image (a fifth of a short epoch).
-        views = stage != "val" or self.validate_with_test_time_views
-        loss, logits, targets = self.model_step(batch, views)
-        preds = logits.argmax(dim=1)
+        views = stage != "val" or self.hparams.validate_with_test_time_views
+        logits = self.classifier.evaluation_logits(images, views)
         # Mixed training batches (MixUp, CutMix) bring soft targets, which the loss takes as
-        # they are; accuracy counts the class with the larger share.
-        labels = targets.argmax(dim=1) if targets.ndim == 2 else targets
-        # update(), not a call: a call also computes each batch's value, which only
-        # per-step logging would use; these are logged per epoch.
-        self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(targets))
-        self.metrics[f"{stage}_acc"].update(preds, labels)
-        for name in ("loss", "acc"):
-            metric = self.metrics[f"{stage}_{name}"]
-            if register_metrics:
-                self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
-        if stage != "train":
-            self.metrics[f"{stage}_confusion"].update(preds, targets)
-        if stage == "val":
-            for name in ("f1_macro", "acc_balanced"):
-                self.metrics[f"val_{name}"].update(preds, targets)
-                self.log(f"val/{name}", self.metrics[f"val_{name}"], on_step=False, on_epoch=True)
-        if stage == "train":  # the callbacks' probabilities are validation's and the test's
+        # they are.
+        loss = self.criterion(logits, targets)
+        predictions, labels = self.task.predictions(logits), self.task.labels(targets)
+        metrics = self.metrics(stage)
+        metrics.update(loss.detach(), predictions, labels)
+        if register_metrics:
+            for name, metric in metrics.logged().items():
+                shown = name == "loss" or name in self.task.progress_bar_scores
+                self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=shown)
+        if stage == "train":  # the callbacks' outputs are validation's and the test's
             return loss, {}
-        return loss, {"probabilities": logits.detach().softmax(dim=1), "targets": targets}
+        return loss, {
+            "probabilities": self.task.probabilities(logits.detach()),
+            "predictions": predictions,
+            "targets": targets,
+        }
 
     def setup(self, stage: str) -> None:
         # Before fitting; a resumed run's checkpoint then overwrites what this computed.
         datamodule = self.trainer.datamodule if self._trainer else None
         if datamodule is None:
             return
+        description = datamodule.description()
         if stage == "fit":
-            self.initialise_from_data(datamodule)
-        elif list(datamodule.class_names) != self.class_names:
+            self.adapt_to(description)
+        elif description.class_names != self.class_names:
             log.warning(
                 "the model's classes %s are not the data's %s: label i of the data is scored "
                 "as the model's class i",
                 self.class_names,
-                list(datamodule.class_names),
+                description.class_names,
             )
 
-    def initialise_from_data(self, datamodule: Any) -> None:
+    def adapt_to(self, data: DataDescription) -> None:
         """What the model takes from the data it is fitted to: the class names, the resize
         side and the dataset (saved as hyperparameters), the normalisation (unless the
         starting weights brought theirs), inverse-frequency loss weights from the training
@@ -365,14 +247,12 @@ class ImageClassifier(LightningModule):
         (airbench's patch whitening) gets a look at the first 5,000 training images, unless it
         starts from a checkpoint (`init_from`)."""
         self.hparams.update(
-            class_names=list(datamodule.class_names),
-            resize_size=datamodule.resize_size,
-            dataset=datamodule.dataset,
+            class_names=list(data.class_names), resize_size=data.resize_size, dataset=data.dataset
         )
         if not self.statistics_from_start:
-            self.normalisation.set(*datamodule.channel_statistics())
+            self.classifier.normalisation.set(*data.channel_statistics())
         if self.hparams.class_weights == "auto":
-            weights = inverse_frequency_weights(datamodule.train_class_counts())
+            weights = inverse_frequency_weights(data.class_counts)
             self.criterion.weight.copy_(weights)
             listing = ", ".join(
                 f"{name} {weight:.3g}"
@@ -380,9 +260,10 @@ class ImageClassifier(LightningModule):
             )
             log.info("class weights in the loss: %s", listing)
         # A network that starts from a checkpoint keeps the start its layers were trained on.
-        if hasattr(self.net, "initialise_from_data") and not self.hparams.init_from:
-            sample = datamodule.training_sample(5000).to(self.normalisation.mean.device)
-            self.net.initialise_from_data(self.normalise(sample))
+        net = self.classifier.net
+        if hasattr(net, "initialise_from_data") and not self.hparams.init_from:
+            sample = data.training_sample(5000).to(self.classifier.normalisation.mean.device)
+            net.initialise_from_data(self.classifier.normalise(sample))
 
     def on_train_start(self) -> None:
         # The sanity check's validation batches must not count towards the best values.
@@ -402,18 +283,20 @@ class ImageClassifier(LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.metrics["val_confusion"].reset()
+        self.val_metrics.confusion.reset()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self.shared_step(batch, "val")[1]
 
     def on_validation_epoch_end(self) -> None:
+        scores = self.val_metrics.scores
         for name, tracker in self.best.items():
-            tracker(self.metrics[f"val_{name}"].compute())
-            self.log(f"val/{name}_best", tracker.compute(), sync_dist=True, prog_bar=name == "acc")
+            tracker(scores[name].compute())
+            shown = name in self.task.progress_bar_scores
+            self.log(f"val/{name}_best", tracker.compute(), sync_dist=True, prog_bar=shown)
 
     def on_test_epoch_start(self) -> None:
-        self.metrics["test_confusion"].reset()
+        self.test_metrics.confusion.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self.shared_step(batch, "test")[1]
@@ -422,44 +305,21 @@ class ImageClassifier(LightningModule):
         checkpoint["rng_states"] = random_states.capture()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "normalisation.mean" not in checkpoint["state_dict"]:
-            raise UserError(
-                "the checkpoint was written by imgclf 0.2 or earlier, whose models did not "
-                "hold their own normalisation; start the run again with this version"
-            )
+        rename_old_state_keys(checkpoint["state_dict"])
+        check_holds_normalisation(checkpoint["state_dict"], "the checkpoint")
         if "rng_states" in checkpoint:
             random_states.restore(checkpoint["rng_states"])
-
-    @property
-    def fine_tuning(self) -> bool:
-        finetune = self.hparams.finetune
-        return finetune["freeze_epochs"] > 0 or finetune["backbone_lr_ratio"] != 1.0
-
-    def parameter_groups(self) -> Any:
-        """Fine-tuning: the head, and the backbone at `finetune.backbone_lr_ratio` times the
-        learning rate. Otherwise the network's named param groups where it defines them (for
-        optimizers that treat filters, biases and heads differently; others just see several
-        groups), else all."""
-        if self.fine_tuning:
-            heads, backbone = head_and_backbone(self.net)
-            ratio = self.hparams.finetune["backbone_lr_ratio"]
-            return [
-                {"name": "head", "params": [p for head in heads for p in head.parameters()]},
-                {
-                    "name": "backbone",
-                    "params": [p for module in backbone for p in module.parameters(recurse=False)],
-                    "lr": self.hparams.optimizer["lr"] * ratio,
-                },
-            ]
-        if not hasattr(self.net, "parameter_groups"):
-            return self.parameters()
-        groups = self.net.parameter_groups().items()
-        return [{"name": name, "params": params} for name, params in groups if params]
 
     def configure_callbacks(self) -> list[Callback]:
         epochs = self.hparams.finetune["freeze_epochs"]
         fitting = self.trainer.state.fn == TrainerFn.FITTING
         return [FreezeBackbone(epochs)] if epochs > 0 and fitting else []
+
+    def parameter_groups(self) -> Any:
+        """What the optimizer trains (`optim.parameter_groups`)."""
+        return parameter_groups(
+            self.classifier.net, self.hparams.optimizer["lr"], self.hparams.finetune
+        )
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameter_groups())
@@ -472,6 +332,12 @@ class ImageClassifier(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def renaming_old_state_keys(module: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    """A load_state_dict pre-hook: 0.3 checkpoints' keys renamed (`rename_old_state_keys`), in
+    every state loaded, the weights an EMA checkpoint trains on beside its average too."""
+    rename_old_state_keys(state, prefix)
 
 
 def load_checkpoint(path: str | Path) -> ImageClassifier:

@@ -1,19 +1,45 @@
-"""Muon (Jordan et al. 2024) for conv filters, Nesterov SGD for everything else, as one
-optimizer so that Lightning's automatic optimization, gradient accumulation and schedulers
-work unchanged."""
+"""What the optimizer is given: the network's parameter groups; and Muon (Jordan et al.
+2024) for conv filters, Nesterov SGD for everything else, as one optimizer so that Lightning's
+automatic optimization, gradient accumulation and schedulers work unchanged."""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from imgclf.errors import UserError
+from imgclf.models.pretrained import head_and_backbone
 
 # Quintic Newton-Schulz coefficients chosen for the steepest slope at zero: three steps turn
 # a gradient into roughly U S' V^T with S' in [0.5, 1.5], which trains as well as U V^T.
 NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def fine_tuning(finetune: Mapping[str, float]) -> bool:
+    return finetune["freeze_epochs"] > 0 or finetune["backbone_lr_ratio"] != 1.0
+
+
+def parameter_groups(net: nn.Module, lr: float, finetune: Mapping[str, float]) -> Any:
+    """Fine-tuning (`model.finetune`): the head, and the backbone at `backbone_lr_ratio` times
+    the learning rate `lr`. Otherwise the network's named param groups where it defines them
+    (for optimizers that treat filters, biases and heads differently; others just see several
+    groups), else all its parameters."""
+    if fine_tuning(finetune):
+        heads, backbone = head_and_backbone(net)
+        return [
+            {"name": "head", "params": [p for head in heads for p in head.parameters()]},
+            {
+                "name": "backbone",
+                "params": [p for module in backbone for p in module.parameters(recurse=False)],
+                "lr": lr * finetune["backbone_lr_ratio"],
+            },
+        ]
+    if not hasattr(net, "parameter_groups"):
+        return net.parameters()
+    groups = net.parameter_groups().items()
+    return [{"name": name, "params": params} for name, params in groups if params]
 
 
 def orthogonalise(matrix: Tensor, steps: int = 3, eps: float = 1e-7) -> Tensor:

@@ -70,17 +70,17 @@ def predict_probabilities(
     model: ImageClassifier, pixels: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
     batches = [
-        model.evaluation_logits(pixels[start : start + batch_size]).softmax(dim=1)
+        model.evaluation_probabilities(pixels[start : start + batch_size])
         for start in range(0, len(pixels), batch_size)
     ]
     return torch.cat(batches)
 
 
 def write_predictions(
-    path: Path, files: list[Path], probabilities: torch.Tensor, names: list[str], top_k: int
+    path: Path, files: list[Path], probabilities: torch.Tensor, model: ImageClassifier, top_k: int
 ) -> list[dict]:
-    rows = []
-    confidences, classes = probabilities.topk(min(top_k, len(names)), dim=1)
+    rows, names = [], model.class_names
+    confidences, classes = model.task.ranked(probabilities, top_k)
     for file, top_confidences, top_classes in zip(files, confidences, classes, strict=True):
         ranked = [
             f"{names[int(label)]} {float(confidence):.1%}"
@@ -135,7 +135,7 @@ def predict(cfg: DictConfig) -> int:
     probabilities = predict_probabilities(model, pixels, cfg.batch_size)
     output_dir = Path(cfg.paths.output_dir)
     rows = write_predictions(
-        output_dir / "predictions.csv", readable, probabilities, model.class_names, cfg.top_k
+        output_dir / "predictions.csv", readable, probabilities, model, cfg.top_k
     )
     print_table(rows)
     log.info("%d image(s) classified; predictions.csv in %s", len(rows), output_dir)

@@ -5,8 +5,9 @@ imports and calls whatever a `_target_` names, so a file from elsewhere naming `
 
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from imgclf.data.sources import USER_DATASETS
 from imgclf.errors import UserError
 
 # Old names of what imgclf offers, for the checkpoints and run folders that name them.
@@ -14,6 +15,9 @@ RENAMED_TARGETS = {
     "imgclf.models.DeepCNN": "imgclf.models.VggCNN",
     "imgclf.checkpoint_io.AtomicCheckpointIO": "imgclf.checkpoints.AtomicCheckpointIO",
 }
+
+# imgclf 0.3 read both kinds of data with one class (`rename_old_datamodule`).
+OLD_DATAMODULE = "imgclf.data.ImageDataModule"
 
 ALLOWED_TARGETS = frozenset(
     RENAMED_TARGETS.keys()
@@ -35,7 +39,9 @@ ALLOWED_TARGETS = frozenset(
         "imgclf.schedulers.one_cycle",
         "imgclf.schedulers.linear_decay",
         # Data
-        "imgclf.data.ImageDataModule",
+        OLD_DATAMODULE,
+        "imgclf.data.BuiltinDataModule",
+        "imgclf.data.ImageFilesDataModule",
         "imgclf.data.ImageAugment",
         "imgclf.data.BatchAugment",
         # The Trainer, its loggers, callbacks and checkpoint writer
@@ -112,6 +118,20 @@ def rename_old_targets(config: DictConfig | dict) -> None:
         for part in path[:-1]:
             node = node[part]
         node[path[-1]] = RENAMED_TARGETS[target]
+
+
+def rename_old_datamodule(cfg: DictConfig) -> None:
+    """A run config of imgclf 0.3 (a run folder resumed) with the datamodule of its dataset,
+    in place; image files have nothing to download."""
+    data = cfg.get("data")
+    if data is None or data.get("_target_") != OLD_DATAMODULE:
+        return
+    with open_dict(data):
+        if data.dataset in USER_DATASETS:
+            data._target_ = "imgclf.data.ImageFilesDataModule"
+            data.pop("download", None)
+        else:
+            data._target_ = "imgclf.data.BuiltinDataModule"
 
 
 def target_problems(config: Any) -> list[str]:

@@ -26,7 +26,7 @@ from imgclf.resume import resumed_run_arguments
 from imgclf.run_folder import RunLock, record_error, write_metrics
 from imgclf.stops import RunStopped, stops_raised
 from imgclf.sweeps import in_multirun
-from imgclf.targets import rename_old_targets
+from imgclf.targets import rename_old_datamodule, rename_old_targets
 from imgclf.tracking import log_config, log_run_files
 from imgclf.tune import SUGGESTION, find_learning_rate
 
@@ -39,7 +39,9 @@ register_resolvers()
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the metrics written to metrics.json."""
-    rename_old_targets(cfg)  # a run folder of an earlier version, resumed
+    # A run folder of an earlier version, resumed.
+    rename_old_targets(cfg)
+    rename_old_datamodule(cfg)
     validate(cfg)
     check_outputs_writable(cfg)
     keep_freed_memory()

@@ -66,14 +66,14 @@ class ConfusionMatrixCallback(Callback):
         due = epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs
         if trainer.sanity_checking or not due:
             return
-        matrix = pl_module.metrics["val_confusion"].compute()  # every rank: it syncs
+        matrix = pl_module.val_metrics.confusion.compute()  # every rank: it syncs
         if trainer.is_global_zero:
             names = pl_module.class_names
             figure = build_confusion_figure(matrix, names, f"Validation, epoch {epoch}")
             publish_figure(trainer, "val/confusion_matrix", figure, self.output_dir)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        matrix = pl_module.metrics["test_confusion"].compute()
+        matrix = pl_module.test_metrics.confusion.compute()
         if not trainer.is_global_zero:
             return
         names = pl_module.class_names

@@ -6,6 +6,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from imgclf.tasks import Task
+
 
 @dataclass
 class Examples:
@@ -53,10 +55,11 @@ class ExamplePicker:
     def reset(self) -> None:
         self.kept = None
 
-    def update(self, images: torch.Tensor, outputs: dict[str, torch.Tensor]) -> None:
-        probabilities, targets = outputs["probabilities"], outputs["targets"]
-        confidences, predictions = probabilities.max(dim=1)
-        wanted = (predictions == targets) if self.correct else (predictions != targets)
+    def update(self, images: torch.Tensor, outputs: dict[str, torch.Tensor], task: Task) -> None:
+        predictions, targets = outputs["predictions"], outputs["targets"]
+        confidences = task.confidences(outputs["probabilities"])
+        right = task.correct(predictions, targets)
+        wanted = right if self.correct else ~right
         scores = torch.rand_like(confidences) if self.correct else confidences
         batch = Examples(images.detach(), targets, predictions, confidences, scores)
         batch = batch.take(wanted)
@@ -106,7 +109,7 @@ class ExamplePickingCallback(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         for picker in self.pickers.values():
-            picker.update(batch[0], outputs)
+            picker.update(batch[0], outputs, pl_module.task)
 
     def gather(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Examples | None]:
         """Each picker's examples over all ranks (call on every rank)."""

@@ -38,8 +38,9 @@ class FirstLayerFiltersCallback(Callback):
         self.output_dir = output_dir
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.is_global_zero and convolutions(pl_module.net):
-            first = pl_module.net.get_submodule(first_convolution(pl_module.net))
+        net = pl_module.classifier.net
+        if trainer.is_global_zero and convolutions(net):
+            first = net.get_submodule(first_convolution(net))
             figure = build_filters_figure(first.weight)
             publish_figure(
                 trainer, "model/first_layer_filters", figure, self.output_dir, "first_layer_filters"

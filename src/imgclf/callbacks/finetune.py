@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 class FreezeBackbone(BaseFinetuning):
     """For the first `epochs` epochs only the module's head learns (`model.finetune.
     freeze_epochs`); then the backbone thaws, at the rate its param group already has
-    (`model.finetune.backbone_lr_ratio` times the head's, set in `parameter_groups`, so the
+    (`model.finetune.backbone_lr_ratio` times the head's, set in `optim.parameter_groups`, so the
     learning-rate schedule scales both alike).
 
     While frozen, the backbone is a fixed function: its batch-norm layers run in eval mode,
@@ -36,7 +36,7 @@ class FreezeBackbone(BaseFinetuning):
         self.dropped_gradients: list[nn.Parameter] = []
 
     def freeze_before_training(self, pl_module: LightningModule) -> None:
-        _, backbone = head_and_backbone(pl_module.net)
+        _, backbone = head_and_backbone(pl_module.classifier.net)
         if pl_module.trainer.world_size > 1:
             self.dropped_gradients = [p for m in backbone for p in m.parameters(recurse=False)]
         else:
@@ -48,7 +48,7 @@ class FreezeBackbone(BaseFinetuning):
     ) -> None:
         # `>=`: a run resumed after the thaw starts frozen (setup froze it) and thaws here.
         if epoch >= self.epochs and self.frozen_norms is not None:
-            _, backbone = head_and_backbone(pl_module.net)
+            _, backbone = head_and_backbone(pl_module.classifier.net)
             self.make_trainable(backbone)
             self.dropped_gradients = []
             # Lightning restores each module's own mode after validation: switch them back.

@@ -8,8 +8,8 @@ from imgclf.errors import UserError
 
 
 class FreezeParameters(Callback):
-    """From epoch `after_epochs` on, the parameters named in `names` (as in
-    `model.named_parameters()`, e.g. `net.whiten.bias`) get no gradient. Autograd then also
+    """From epoch `after_epochs` on, the parameters named in `names` (as in the classifier's
+    `named_parameters()`, e.g. `net.whiten.bias`) get no gradient. Autograd then also
     skips every backward computation only they needed. Checked at each epoch's start, so a
     resumed run freezes them again.
 
@@ -24,7 +24,7 @@ class FreezeParameters(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # A misspelt name fails at the start, not epochs into the run.
-        parameters = dict(pl_module.named_parameters())
+        parameters = dict(pl_module.classifier.named_parameters())
         unknown = [name for name in self.names if name not in parameters]
         if unknown:
             raise UserError(
@@ -35,7 +35,7 @@ class FreezeParameters(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.current_epoch < self.after_epochs:
             return
-        parameters = [dict(pl_module.named_parameters())[name] for name in self.names]
+        parameters = [dict(pl_module.classifier.named_parameters())[name] for name in self.names]
         if trainer.world_size > 1:
             self.dropped_gradients = parameters
             return

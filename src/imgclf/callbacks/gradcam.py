@@ -9,6 +9,7 @@ from torch import nn
 from imgclf.callbacks.examples import ExamplePicker, ExamplePickingCallback
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
+from imgclf.classifier import Classifier
 from imgclf.data.pixels import unit_range
 
 
@@ -26,11 +27,13 @@ def gradcam_layer(network: nn.Module) -> nn.Module:
     return convolutions(network)[-1]
 
 
-def gradcam_heatmaps(model: nn.Module, pixels: torch.Tensor, classes: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of `classes` for `pixels` through `model` (which normalises them and runs its
-    `net`), at the network's last convolutional stage, upsampled to the image and scaled to
-    [0, 1] per image: where the evidence for that class was found."""
-    layer = gradcam_layer(model.net)
+def gradcam_heatmaps(
+    classifier: Classifier, pixels: torch.Tensor, classes: torch.Tensor
+) -> np.ndarray:
+    """Grad-CAM of `classes` for `pixels` through `classifier`, at its network's last
+    convolutional stage, upsampled to the image and scaled to [0, 1] per image: where the
+    evidence for that class was found."""
+    layer = gradcam_layer(classifier.net)
     # Test hooks run under inference mode, whose tensors cannot enter autograd: leave it, and
     # compute in float32 outside autocast for clean gradients.
     with (
@@ -39,7 +42,7 @@ def gradcam_heatmaps(model: nn.Module, pixels: torch.Tensor, classes: torch.Tens
         torch.autocast(pixels.device.type, enabled=False),
     ):
         inputs = unit_range(pixels).clone().requires_grad_(True)
-        cams = LayerGradCam(model, layer).attribute(
+        cams = LayerGradCam(classifier, layer).attribute(
             inputs, target=classes.clone().tolist(), relu_attributions=True
         )
         cams = LayerAttribution.interpolate(cams, tuple(pixels.shape[-2:]), "bilinear")
@@ -64,7 +67,7 @@ class GradCamCallback(ExamplePickingCallback):
         if mistakes is None or len(mistakes) == 0:
             figure = build_image_grid_figure(torch.zeros(0), [], title)
         else:
-            heatmaps = gradcam_heatmaps(pl_module, mistakes.images, mistakes.predictions)
+            heatmaps = gradcam_heatmaps(pl_module.classifier, mistakes.images, mistakes.predictions)
             names = pl_module.class_names
             figure = build_image_grid_figure(
                 mistakes.images,

@@ -66,7 +66,7 @@ class ClassificationReportCallback(Callback):
         self.output_dir = output_dir
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        matrix = pl_module.metrics["test_confusion"].compute()  # every rank: it syncs
+        matrix = pl_module.test_metrics.confusion.compute()  # every rank: it syncs
         if not trainer.is_global_zero:
             return
         report = classification_report(matrix, pl_module.class_names)

@@ -118,7 +118,7 @@ class RunReportCallback(Callback):
     def write(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        network = type(getattr(pl_module, "net", pl_module)).__name__
+        network = type(pl_module.classifier.net).__name__
         if self.model:  # deep_cnn (AirbenchNet)
             network = f"{self.model} ({network})"
         dataset = getattr(trainer.datamodule, "dataset", "the data")

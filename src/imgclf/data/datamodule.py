@@ -1,123 +1,82 @@
-"""ImageDataModule: reads or lists a dataset, selects classes, splits it, and serves uint8
-batches (augmented, in memory, after their transfer to the device); the model normalises."""
+"""ImageDataModule: what both data paths share. It selects classes, splits the dataset,
+counts and describes it, and serves uint8 batches (augmented, in memory, after their transfer
+to the device); the model normalises. `BuiltinDataModule` reads the built-in datasets,
+`ImageFilesDataModule` the user's image files."""
 
 import logging
 import os
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
-from imgclf.data import sources
 from imgclf.data.augment import BatchAugment
-from imgclf.data.balance import SAMPLERS, balanced_sample_weights
-from imgclf.data.cache import DiskCache, cache_splits, choose_cache_mode
-from imgclf.data.decode import read_view
-from imgclf.data.image_file_dataset import ImageFileDataset
+from imgclf.data.balance import SAMPLERS
+from imgclf.data.description import DataDescription
 from imgclf.data.loader import InMemoryBatches
 from imgclf.data.mix import BatchMix
-from imgclf.data.parallel import map_files
 from imgclf.data.pixels import channel_statistics
 from imgclf.data.splits import (
     DatasetSplits,
     Labelled,
-    LabelledFiles,
     LabelledImages,
     class_counts,
     report_class_counts,
     select_classes,
     stratified_split,
 )
-from imgclf.data.transforms import ImageAugment, evaluation_transform, resize_size_for
+from imgclf.data.transforms import ImageAugment
 from imgclf.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Normalisation statistics of image files come from this many training images, evenly spread.
-STATISTICS_SAMPLE = 1000
-
-
-def default_worker_count(world_size: int = 1) -> int:
-    """One loader process per CPU core this process may use, shared between DDP ranks."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 1) // world_size))
-
 
 class ImageDataModule(LightningDataModule):
-    """Two data paths behind one interface; batches are uint8 (N, C, H, W) either way.
+    """The data of a run, whichever path reads it; batches are uint8 (N, C, H, W) either way.
 
-    In memory (the built-in datasets; image files with `cache=ram`): each split is one uint8
-    tensor, a batch is an index into it, and augmentation runs on the whole batch on the
-    device (`BatchAugment`). Streamed (image files with `cache=disk` or `none`): files are
-    decoded in DataLoader worker processes and augmented per image at their own resolution
-    (`ImageAugment`, torchvision.transforms.v2). Normalisation runs per batch after the
-    transfer to the device either way (`on_after_batch_transfer`), so uint8 batches cross to
-    the device at a quarter of float32's bytes.
+    A split held in memory is one uint8 tensor, a batch is an index into it, and augmentation
+    runs on the whole batch on the device (`batch_augment`). Subclasses read the dataset
+    (`read`), may hold its splits otherwise (`hold`) and serve those (`loader`, `views`).
+    Normalisation runs per batch after the transfer to the device (`on_after_batch_transfer`),
+    so uint8 batches cross to the device at a quarter of float32's bytes.
     """
 
     def __init__(
         self,
         dataset: str,
-        data_dir: str | Path | None,
+        data_dir: str | os.PathLike | None,
         num_classes: int,
         in_channels: int,
         image_size: int,
+        resize_size: int,
+        augment: BatchAugment | ImageAugment,
         batch_size: int = 256,
         val_ratio: float = 0.1,
         test_ratio: float = 0.1,
         split_seed: int = 0,
-        download: bool = True,
-        augment: BatchAugment | ImageAugment | None = None,
         classes: list[str] | None = None,
-        csv_path: str | Path | None = None,
-        cache: str = "auto",
-        cache_max_gb: float = 4.0,
-        cache_dir: str | Path | None = None,
-        crop_fraction: float = 0.875,
-        num_workers: int | None = None,
         sampler: str | None = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
         self.data_dir = Path(data_dir or ".").expanduser().resolve()
-        self.csv_path = Path(csv_path).expanduser().resolve() if csv_path else None
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.image_size = image_size
+        # Evaluation resizes an image's short side to this, then crops the central square.
+        self.resize_size = resize_size
         self.batch_size = batch_size
         self.val_ratio = val_ratio
         self.test_ratio = test_ratio
         self.split_seed = split_seed
-        self.download = download
-        self.augment = augment or BatchAugment()
-        # What runs on in-memory batches: for image files held in RAM, ImageAugment's shift
-        # and flip. Built once here, not on every batch.
-        self.batch_augment = (
-            self.augment.batched() if isinstance(self.augment, ImageAugment) else self.augment
-        )
-        self.batch_mix = BatchMix(num_classes, self.augment.mixup, self.augment.cutmix)
+        self.augment = augment
+        self.batch_mix = BatchMix(num_classes, augment.mixup, augment.cutmix)
         # As strings: `data.classes=[3,5]` names MNIST's digit classes "3" and "5".
         self.classes = [str(name) for name in classes] if classes else None
-        self.cache = cache
-        self.cache_max_gb = cache_max_gb
-        self.cache_dir = Path(cache_dir or "~/.cache/imgclf").expanduser()
-        self.num_workers = num_workers
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.sampler = sampler
-        self.user_images = dataset in sources.USER_DATASETS
-        # Built-in images are already image_size: their evaluation view is the whole image.
-        self.resize_size = (
-            resize_size_for(image_size, crop_fraction) if self.user_images else image_size
-        )
-        # Built-in datasets are always in memory; image files' mode is decided when listed.
-        self.cache_mode: str | None = None if self.user_images else "ram"
-        self.disk_cache = DiskCache(self.cache_dir, self.resize_size, in_channels)
         self.listing: DatasetSplits | None = None
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
@@ -126,28 +85,25 @@ class ImageDataModule(LightningDataModule):
 
     @property
     def source(self) -> Path:
-        return self.csv_path or self.data_dir
+        """Where the dataset is read from, as messages name it."""
+        return self.data_dir
+
+    @property
+    def batch_augment(self) -> BatchAugment:
+        """What augments an in-memory training batch on the device."""
+        raise NotImplementedError
 
     @property
     def in_memory(self) -> bool:
         return isinstance(self.splits.get("train"), LabelledImages)
 
-    def prepare_data(self) -> None:
-        """Download a missing built-in dataset; fill the disk cache of image files. Lightning
-        runs this on one process per machine while the others wait, so DDP ranks decode
-        nothing twice: their `setup` finds every entry in place. Lightning calls it again
-        before testing: by then this process holds the data, and nothing is done."""
-        if self.splits:
-            return
-        sources.ensure_available(self.dataset, self.data_dir, self.download)
-        if not self.user_images or self.cache not in ("auto", "disk"):
-            return
-        files = self.listed().present()
-        if self.decide_cache_mode(files) == "disk":
-            paths = np.concatenate([data.paths for data in files.values()])
-            for _ in self.disk_cache.entries(paths, self.worker_count(), "filling the disk cache"):
-                pass
-            self.disk_cache.warn_replaced()
+    def read(self) -> DatasetSplits:
+        """The dataset as read (built-in) or listed (image files)."""
+        raise NotImplementedError
+
+    def hold(self, splits: dict[str, Labelled]) -> dict[str, Labelled]:
+        """The splits as the loaders will serve them."""
+        return splits
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -160,11 +116,7 @@ class ImageDataModule(LightningDataModule):
         self.listing = None
         self.check_every_class_has_images(splits["train"])
         report_class_counts(self.train_class_counts(splits["train"]), self.class_names)
-        if self.user_images:
-            splits = self.cache_files(splits)
-        elif self.cache not in ("auto", "ram"):
-            log.info("data.cache=%s: the built-in datasets are always held in memory", self.cache)
-        self.splits = splits
+        self.splits = self.hold(splits)
         log.info(
             "%s: %s images; class names %s",
             self.dataset,
@@ -173,25 +125,16 @@ class ImageDataModule(LightningDataModule):
         )
 
     def listed(self) -> DatasetSplits:
-        """The dataset as read (built-in) or listed (image files), with `data.classes` kept;
-        read once, so that `prepare_data` and `setup` warn of its problems once."""
+        """The dataset with `data.classes` kept; read once, so that `prepare_data` and
+        `setup` warn of its problems once."""
         if self.listing is None:
-            loaded = sources.load(self.dataset, self.data_dir, self.csv_path)
+            loaded = self.read()
             if self.classes:
                 loaded = select_classes(loaded, self.classes, str(self.source))
             self.listing = loaded
         return self.listing
 
     def check_matches_config(self, loaded: DatasetSplits) -> None:
-        if isinstance(loaded.train, LabelledImages):
-            found_shape = tuple(loaded.train.images.shape[1:])
-            expected_shape = (self.in_channels, self.image_size, self.image_size)
-            if found_shape != expected_shape:
-                raise UserError(
-                    f"the images in {self.data_dir} are {found_shape} (channels, height, width) "
-                    f"but the data config says {expected_shape}: set data.in_channels and "
-                    "data.image_size to match"
-                )
         if len(loaded.class_names) != self.num_classes:
             raise UserError(
                 f"{self.source} has {len(loaded.class_names)} classes but "
@@ -232,64 +175,33 @@ class ImageDataModule(LightningDataModule):
                 splits[split] = data
         return splits
 
+    def description(self) -> DataDescription:
+        """What the model fitted to this data takes from it (after `setup`)."""
+        return DataDescription(
+            dataset=self.dataset,
+            class_names=list(self.class_names),
+            in_channels=self.in_channels,
+            image_size=self.image_size,
+            resize_size=self.resize_size,
+            class_counts=self.train_class_counts(),
+            channel_statistics=self.channel_statistics,
+            training_sample=self.training_sample,
+        )
+
     def train_class_counts(self, train: Labelled | None = None) -> torch.Tensor:
         """Training images per class, in class order: for loss weights and the sampler."""
         train = train if train is not None else self.splits["train"]
         return class_counts(train.labels, len(self.class_names))
 
-    def worker_count(self) -> int:
-        if self.num_workers is not None:
-            return self.num_workers
-        return default_worker_count(self.trainer.world_size if self.trainer else 1)
-
-    def decide_cache_mode(self, splits: dict[str, Labelled]) -> str:
-        """`data.cache` resolved (auto, an unwritable folder), once: logged with the reason."""
-        if self.cache_mode is None:
-            self.cache_mode = choose_cache_mode(
-                self.cache,
-                sum(len(data) for data in splits.values()),
-                self.in_channels * self.image_size**2,
-                self.cache_max_gb,
-                self.cache_dir,
-            )
-        return self.cache_mode
-
-    def evaluation_view(self, cached: bool = False) -> Callable[[str], torch.Tensor]:
-        """Reads an image file (or, `cached`, its disk-cache entry) as evaluation sees it."""
-        transform = evaluation_transform(self.image_size, self.resize_size)
-        return partial(read_view, channels=self.in_channels, cached=cached, transform=transform)
-
-    def cache_files(self, splits: dict[str, LabelledFiles]) -> dict[str, Labelled]:
-        cached = cache_splits(
-            splits,
-            self.decide_cache_mode(splits),
-            self.disk_cache,
-            self.evaluation_view(),
-            (self.in_channels, self.image_size, self.image_size),
-            self.worker_count(),
-        )
-        self.check_every_class_has_images(cached["train"], kind="readable ")
-        return cached
-
     def views(self, split: str, indices: torch.Tensor) -> torch.Tensor:
         """uint8 evaluation views of some images of a split, for statistics and figures."""
         data = self.splits[split]
-        if isinstance(data, LabelledImages):
-            return data.images[indices.to(data.images.device)].cpu()
-        work = self.evaluation_view(cached=self.cache_mode == "disk")
-        # Worker processes pay for their start-up only on larger samples.
-        workers = self.worker_count() if len(indices) > 2000 else 0
-        images = map_files(data.paths[indices.numpy()], work, workers, description=None)
-        return torch.stack([image for _, image in images if image is not None])
+        return data.images[indices.to(data.images.device)].cpu()
 
     def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training set's per-channel mean and std on the [0, 1] scale (of a sample of
-        image files): the normalisation of a model trained from scratch on it."""
-        train = self.splits["train"]
-        if isinstance(train, LabelledImages):
-            return channel_statistics(train.images)
-        sample = torch.linspace(0, len(train) - 1, min(len(train), STATISTICS_SAMPLE)).long()
-        return channel_statistics(self.views("train", sample.unique()))
+        """The training set's per-channel mean and std on the [0, 1] scale: the normalisation
+        of a model trained from scratch on it."""
+        return channel_statistics(self.splits["train"].images)
 
     def training_sample(self, count: int) -> torch.Tensor:
         """The first `count` training images (uint8): for data-dependent initialisation."""
@@ -308,8 +220,6 @@ class ImageDataModule(LightningDataModule):
         return data
 
     def loader(self, split: str) -> InMemoryBatches | DataLoader:
-        if isinstance(self.splits[split], LabelledFiles):
-            return self.file_loader(split)
         training = split == "train"
         trainer = self.trainer
         data = self.on_device(split)
@@ -328,43 +238,6 @@ class ImageDataModule(LightningDataModule):
             mirror_alternately=training and self.batch_augment.flips_alternately,
             balanced=training and self.sampler == "balanced",
             equal_shares=training,
-        )
-
-    def file_loader(self, split: str) -> DataLoader:
-        """Workers decode and transform; under DDP Lightning shards the sampler per rank (a
-        weighted sampler too, through its DistributedSamplerWrapper)."""
-        data = self.splits[split]
-        training = split == "train"
-        transform = (
-            self.augment.per_image(self.image_size)
-            if training and isinstance(self.augment, ImageAugment)
-            else evaluation_transform(self.image_size, self.resize_size)
-        )
-        dataset = ImageFileDataset(
-            data.paths, data.labels, transform, self.in_channels, self.cache_mode == "disk"
-        )
-        sampler = None
-        world_size = self.trainer.world_size if self.trainer else 1
-        if training and self.sampler == "balanced":
-            weights = balanced_sample_weights(data.labels)
-            sampler = WeightedRandomSampler(weights, len(data), replacement=True)
-        elif not training and world_size > 1:
-            # Lightning's DistributedSampler would pad the ranks' shares to equal length by
-            # repeating images, which would then count twice: this one splits them exactly.
-            sampler = UnrepeatedDistributedSampler(
-                dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
-            )
-        workers = self.worker_count()
-        on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
-        return DataLoader(
-            dataset,
-            batch_size=self.split_batch_size(split),
-            shuffle=training and sampler is None,
-            sampler=sampler,
-            drop_last=training,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=on_gpu,
         )
 
     def split_batch_size(self, split: str) -> int:
