@@ -27,6 +27,7 @@ from imgclf.memory import keep_freed_memory
 from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision, trains_on_gpu
 
+from benchmark_config import register_benchmark_config
 from flops import matmul_peak, synchronize, training_flops_per_image
 from host_syncs import HostSyncsPerTrainingBatch
 
@@ -264,6 +265,17 @@ def benchmark(cfg: DictConfig) -> float:
     print(f"the rounds' trainer/plain time ratios: {min(ratios):.2f} to {max(ratios):.2f}")
     print(f"trainer/plain time ratio: {ratio:.2f}")
     return ratio
+
+
+register_benchmark_config(
+    "benchmark",
+    {
+        "steps": 30,  # timed batches per round and path
+        "warmup_steps": 5,  # untimed steps first: allocator, oneDNN/cuDNN kernel choice
+        "rounds": 3,  # plain, Trainer, plain, Trainer, ...
+    },
+    run_name="${hydra:runtime.choices.model}_${hydra:runtime.choices.data}",
+)
 
 
 @command_line_app("benchmark")

@@ -24,6 +24,8 @@ from imgclf.data import ImageDataModule, ImageFilesDataModule
 from imgclf.errors import UserError, user_errors_reported
 from imgclf.memory import PeakMemory
 
+from benchmark_config import register_benchmark_config
+
 log = logging.getLogger(__name__)
 
 
@@ -113,6 +115,18 @@ def benchmark_data(cfg: DictConfig) -> float | None:
     ratio = statistics.median(speeds["imgclf"]) / statistics.median(speeds["ImageFolder"])
     print(f"imgclf/ImageFolder speed ratio: {ratio:.2f}")
     return ratio
+
+
+register_benchmark_config(
+    "benchmark_data",
+    {
+        "batches": 40,  # timed batches per round and loader
+        "warmup_batches": 5,  # untimed first: worker start-up, first reads
+        "rounds": 2,  # imgclf, ImageFolder, imgclf, ImageFolder, ...
+        "reference": True,  # also time ImageFolder (image folders only)
+    },
+    run_name="data_${hydra:runtime.choices.data}",
+)
 
 
 @command_line_app("benchmark_data")

@@ -18,14 +18,16 @@ def test_benchmark_times_both_paths_and_ends_with_the_ratio(
 ) -> None:
     result = run_script(
         "benchmarks/benchmark.py", "model=simple_cnn", "data.batch_size=16", "data.download=false",
-        "benchmark.warmup_steps=1", "benchmark.steps=3", "benchmark.rounds=2",
+        "benchmark.warmup_steps=1", "benchmark.steps=4", "benchmark.rounds=3",
         f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert re.fullmatch(r"trainer/plain time ratio: \d+\.\d\d", lines[-1])
     ratio = float(lines[-1].rsplit(" ", 1)[1])
-    assert 0.3 < ratio < 3  # same work on both paths: far from either extreme
+    # Same work on both paths. Eight runs of this command, two at a time on 2 cores (Intel
+    # Xeon): 0.96 to 1.07, single rounds 0.91 to 1.12; a Trainer path twice as slow is 2.
+    assert 0.67 < ratio < 1.5
     assert any(re.match(r"plain PyTorch loop: [\d,]+ images/s", line) for line in lines)
     assert any(re.match(r"data pipeline share of a plain step: [\d.]+%", line) for line in lines)
     assert any(

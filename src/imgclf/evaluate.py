@@ -7,9 +7,8 @@ import time
 import hydra
 import lightning as L
 from hydra import compose
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.builders import build_trainer
@@ -37,8 +36,8 @@ def check_fits_data(
 
 
 def with_checkpoint_dataset(cfg: DictConfig, model: ImageClassifier) -> DictConfig:
-    """The config again, with `data=<dataset>` and its classes added: no data= on the command
-    line means the data the model was trained on, with the classes it tells apart."""
+    """The config with the data the model was trained on (no data= on the command line), and
+    the classes it tells apart."""
     dataset = model.hparams.dataset
     if dataset in USER_DATASETS:
         where = "data_dir=<folder>" if dataset == IMAGE_FOLDER else "csv_path=<labels.csv>"
@@ -46,10 +45,12 @@ def with_checkpoint_dataset(cfg: DictConfig, model: ImageClassifier) -> DictConf
             f"the checkpoint was trained on your own images: add data={dataset} "
             f"data.{where} with the classes {model.class_names}"
         )
-    # Quoted, so that digit names ("0", "1") stay strings.
-    classes = ",".join(f"'{name}'" for name in model.class_names)
-    overrides = [*HydraConfig.get().overrides.task, f"data={dataset}"]
-    return compose(config_name="eval", overrides=[*overrides, f"data.classes=[{classes}]"])
+    # The data config alone: composing eval.yaml again would name (and create) a run folder.
+    data = compose(config_name=f"data/{dataset}").data
+    with open_dict(cfg):
+        cfg.data = data
+        cfg.data.classes = list(model.class_names)
+    return cfg
 
 
 def read_as_trained(cfg: DictConfig, model: ImageClassifier) -> None:

@@ -189,6 +189,7 @@ class ImageClassifier(LightningModule):
         """Logits of raw pixels, one view each."""
         return self.classifier(pixels)
 
+    @torch.no_grad()
     def evaluation_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
         """The task's probabilities of raw pixels, averaged over the test-time views: what the
         model answers outside training (eval, predict, export)."""
