@@ -4,7 +4,7 @@ built from the config."""
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ class ImageClassifier(LightningModule):
     def class_names(self) -> list[str]:
         return self.hparams.class_names or [str(label) for label in range(self.hparams.num_classes)]
 
-    def evaluation_transform(self) -> Any:
+    def evaluation_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """How an image becomes this model's input, as in evaluation during training: the short
         side resized to `resize_size`, the central `image_size` square kept."""
         return evaluation_transform(self.hparams.image_size, self.hparams.resize_size)
@@ -191,8 +191,8 @@ class ImageClassifier(LightningModule):
 
     @torch.no_grad()
     def evaluation_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The task's probabilities of raw pixels, averaged over the test-time views: what the
-        model answers outside training (eval, predict, export)."""
+        """The task's probabilities of raw pixels, averaged over the test-time views, as the
+        model answers outside training (predict; export traces the same computation)."""
         return self.task.probabilities(self.classifier.evaluation_logits(pixels))
 
     def metrics(self, stage: str) -> StageMetrics:
