@@ -104,8 +104,8 @@ def test_a_frozen_backbone_stays_exactly_as_loaded_under_ddp_then_trains(
     thawed = torch.load(checkpoints / "epoch_001.ckpt", weights_only=True)["state_dict"]
     # Grey MNIST: the stem was adapted; everything after it is the file's.
     for key in ("layer1.0.conv1.weight", "layer4.1.bn2.running_mean", "bn1.weight"):
-        assert torch.equal(frozen[f"net.{key}"], weights[key]), key
-        assert not torch.equal(thawed[f"net.{key}"], weights[key]), key
+        assert torch.equal(frozen[f"classifier.net.{key}"], weights[key]), key
+        assert not torch.equal(thawed[f"classifier.net.{key}"], weights[key]), key
 
 
 def save_and_resume_random_states(rank: int, world_size: int, port: int, path: str) -> None:
