@@ -12,7 +12,6 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from imgclf.data.augment import BatchAugment
-from imgclf.data.balance import SAMPLERS
 from imgclf.data.description import DataDescription
 from imgclf.data.loader import InMemoryBatches
 from imgclf.data.mix import BatchMix
@@ -74,8 +73,7 @@ class ImageDataModule(LightningDataModule):
         self.batch_mix = BatchMix(num_classes, augment.mixup, augment.cutmix)
         # As strings: `data.classes=[3,5]` names MNIST's digit classes "3" and "5".
         self.classes = [str(name) for name in classes] if classes else None
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        # `data.sampler`, checked with the other user-set values (`checks.py`).
         self.sampler = sampler
         self.listing: DatasetSplits | None = None
         self.splits: dict[str, Labelled] = {}
