@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgclf.data import cifar10
+from imgclf.data import sources
+from imgclf.errors import user_errors_reported
 
 GRID = 2  # tiles a side
 TILE = 32  # CIFAR-10's size
@@ -79,10 +80,8 @@ def write_mosaic(task: tuple[Path, list[np.ndarray], int]) -> None:
 
 def main() -> None:
     arguments = parse_arguments()
-    folder = cifar10.find(arguments.data_dir.expanduser())
-    if folder is None:
-        raise SystemExit(f"CIFAR-10 is not in {arguments.data_dir}: {cifar10.EXPECTED_FILES}")
-    splits = cifar10.read(folder)
+    with user_errors_reported():
+        splits = sources.load("cifar10", arguments.data_dir.expanduser())
     names = splits.class_names
     rng = np.random.default_rng(arguments.seed)
     tasks, rows = [], []
