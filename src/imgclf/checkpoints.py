@@ -76,12 +76,11 @@ MOVED_INTO_CLASSIFIER = ("net.", "normalisation.")
 NORMALISATION_KEY = "classifier.normalisation.mean"
 
 
-def rename_old_state_keys(state: dict[str, Any], prefix: str = "") -> None:
-    """An 0.3 model state's keys (under `prefix`) renamed to today's, in place: read_checkpoint
-    does it, and the model's load_state_dict (a resumed run, its EMA weights)."""
-    old = tuple(prefix + key for key in MOVED_INTO_CLASSIFIER)
-    for key in [key for key in state if key.startswith(old)]:
-        state[f"{prefix}classifier.{key[len(prefix) :]}"] = state.pop(key)
+def rename_old_state_keys(state: dict[str, Any]) -> None:
+    """An 0.3 model state's keys renamed to today's, in place: read_checkpoint does it, and
+    the model's on_load_checkpoint (a resumed run)."""
+    for key in [key for key in state if key.startswith(MOVED_INTO_CLASSIFIER)]:
+        state[f"classifier.{key}"] = state.pop(key)
 
 
 def check_holds_normalisation(state: dict[str, Any], described: str) -> None:

@@ -151,8 +151,6 @@ class ImageClassifier(LightningModule):
         self.best = nn.ModuleDict({name: MaxMetric() for name in self.task.tracked_scores})
         # Whether the next training step logs the training metrics (`on_train_epoch_start`).
         self.register_train_metrics = True
-        # Checkpoints of imgclf 0.3 name the classifier's weights by their old keys.
-        self.register_load_state_dict_pre_hook(renaming_old_state_keys)
 
     @property
     def class_names(self) -> list[str]:
@@ -306,7 +304,11 @@ class ImageClassifier(LightningModule):
         checkpoint["rng_states"] = random_states.capture()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rename_old_state_keys(checkpoint["state_dict"])
+        # A run of imgclf 0.3 resumed: its weights under today's keys, before Lightning loads
+        # them, and before EMA's callback loads the weights it trains beside the average.
+        for state in ("state_dict", "current_model_state"):
+            if state in checkpoint:
+                rename_old_state_keys(checkpoint[state])
         check_holds_normalisation(checkpoint["state_dict"], "the checkpoint")
         if "rng_states" in checkpoint:
             random_states.restore(checkpoint["rng_states"])
@@ -333,12 +335,6 @@ class ImageClassifier(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-def renaming_old_state_keys(module: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
-    """A load_state_dict pre-hook: 0.3 checkpoints' keys renamed (`rename_old_state_keys`), in
-    every state loaded, the weights an EMA checkpoint trains on beside its average too."""
-    rename_old_state_keys(state, prefix)
 
 
 def load_checkpoint(path: str | Path) -> ImageClassifier:
