@@ -45,6 +45,25 @@ def run_train(*overrides: str, **options) -> subprocess.CompletedProcess:  # noq
     return run_script("train.py", *overrides, **options)
 
 
+def exported(
+    checkpoint: str | Path, output: Path, run_dir: Path, model_format: str = "onnx"
+) -> Path:
+    """`scripts/export.py` run on `checkpoint`, writing `output` (its run folder `run_dir`)."""
+    result = run_script(
+        "scripts/export.py", f"ckpt_path={checkpoint}", f"format={model_format}",
+        f"output={output}", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def made_folder(script: str, output: Path, *arguments: str, data_dir: Path) -> Path:
+    """`output`, written by one of the scripts that make image folders from real data."""
+    result = run_script(script, str(output), *arguments, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
 # Three short epochs of simple_cnn on the real MNIST, with per-step logging to TensorBoard.
 SHORT_MNIST_RUN = [
     "experiment=mnist_quick",

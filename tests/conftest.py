@@ -8,7 +8,7 @@ import pytest
 
 from imgclf.resolvers import register_resolvers
 
-from cli import run_script
+from cli import made_folder
 from configs import finished_run, require_real_data
 from dataset_files import (
     write_cifar_binary,
@@ -58,13 +58,11 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def real_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 real CIFAR-10 cats and dogs, as JPEG photos of 160 to 480 pixels a side."""
-    output = tmp_path_factory.mktemp("photos") / "pets"
-    result = run_script(
-        "scripts/make_photo_folder.py", str(output), "--count", "40", "--classes", "cat,dog",
+    return made_folder(
+        "scripts/make_photo_folder.py", tmp_path_factory.mktemp("photos") / "pets",
+        "--count", "40", "--classes", "cat,dog",
         data_dir=require_real_data("cifar-10-batches-bin"),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output
 
 
 @pytest.fixture(scope="session")
@@ -96,4 +94,25 @@ def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return finished_run(
         tmp_path_factory.mktemp("mnist_run"), require_real_data("MNIST/raw"),
         "experiment=mnist_quick", "trainer.max_epochs=1", "trainer.limit_train_batches=40",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def mosaics(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Multi-label images: 400 training and 120 test mosaics of 1 to 4 real CIFAR-10 images,
+    labelled by `labels.csv` (path,labels,split,tiles)."""
+    return made_folder(
+        "scripts/make_multilabel_folder.py", tmp_path_factory.mktemp("mosaics") / "mosaics",
+        "--train", "400", "--test", "120", data_dir=require_real_data("cifar-10-batches-bin"),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def multi_label_run(mosaics: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Two epochs of simple_cnn on the mosaics, thresholds tuned on validation, with the
+    default callbacks and logger."""
+    return finished_run(
+        tmp_path_factory.mktemp("multi_label_run"), mosaics,
+        "data=image_csv", f"data.csv_path={mosaics / 'labels.csv'}", "model=simple_cnn",
+        "model.threshold=tuned", "data.batch_size=32", "trainer.max_epochs=2",
     )  # fmt: skip

@@ -94,7 +94,7 @@ def test_stratified_sample_shows_every_class() -> None:
 
 
 def test_picker_keeps_the_most_confident_mistakes_across_batches() -> None:
-    picker = ExamplePicker(count=2, correct=False)
+    picker = ExamplePicker(count=2, kind="wrong")
     for confidences in ([0.9, 0.6, 0.3], [0.95, 0.2, 0.7]):
         probabilities = torch.tensor([[1 - p, p] for p in confidences])
         outputs = {
@@ -103,7 +103,7 @@ def test_picker_keeps_the_most_confident_mistakes_across_batches() -> None:
             "targets": torch.zeros(3, dtype=torch.long),
         }
         picker.update(torch.arange(3.0)[:, None, None, None], outputs, SingleLabel())
-    assert picker.kept.confidences.tolist() == pytest.approx([0.95, 0.9])
+    assert picker.kept.probabilities[:, 1].tolist() == pytest.approx([0.95, 0.9])
     assert picker.kept.predictions.tolist() == [1, 1]
 
 

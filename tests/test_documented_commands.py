@@ -133,7 +133,9 @@ def write_weights(library: str, name: str, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkout(real_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
+def checkout(
+    real_photos: Path, mosaics: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Checkout:
     root = tmp_path_factory.mktemp("checkout")
     checkout_files = ("train.py", "conf", "scripts", "benchmarks", "src", "tests", "Makefile")
     for name in (*checkout_files, "pyproject.toml"):
@@ -147,6 +149,8 @@ def checkout(real_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Che
         photos.mkdir()
         for photo in sorted(pets.glob("*/*.jpg"))[::8]:
             shutil.copy(photo, photos / f"{photo.parent.name}_{photo.name}")
+    # The multi-label page's mosaics, in place for the commands that train on them.
+    shutil.copytree(mosaics, root / "mosaics")
     (home / "weights").mkdir()
     write_weights("timm", "convnext_nano", home / "weights" / "convnext_nano.safetensors")
     write_weights("timm", "resnet18", root / "resnet18.safetensors")
@@ -178,6 +182,8 @@ def checkout(real_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Che
         "outputs/runs/<run>/checkpoints/last.ckpt": "outputs/runs/finished/checkpoints/last.ckpt",
         "outputs/runs/<run>/checkpoints/epoch_018.ckpt": built_in,
         "outputs/runs/<run>": "outputs/runs/stopped",
+        # The mosaics' maker writes a folder of its own, not the one the others read.
+        "make_multilabel_folder.py mosaics": "make_multilabel_folder.py made_mosaics",
         "<imgclf checkpoint>": best,
         "<checkpoint>": best,
     }

@@ -21,7 +21,7 @@ from imgclf.optim import Muon, orthogonalise
 from imgclf.schedulers import linear_decay
 from imgclf.train import train
 
-from cli import run_script
+from cli import exported
 from configs import compose_train_config
 
 SGD_GROUPS = {name: {"lr": 0.1, "momentum": 0.85} for name in ("norm_biases", "head")}
@@ -208,12 +208,7 @@ def test_onnx_export_keeps_the_flip_and_translate_test_time_augmentation(
     speedrun_run: dict, tmp_path: Path
 ) -> None:
     checkpoint = speedrun_run["best_checkpoint"]
-    output = tmp_path / "speedrun.onnx"
-    result = run_script(
-        "scripts/export.py", f"ckpt_path={checkpoint}", "format=onnx", f"output={output}",
-        f"hydra.run.dir={tmp_path}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    output = exported(checkpoint, tmp_path / "speedrun.onnx", tmp_path)
     model = load_checkpoint(Path(checkpoint))
     classifier = model.classifier
     assert classifier.views.flip and classifier.views.translate

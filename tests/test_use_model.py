@@ -17,7 +17,7 @@ from PIL import Image
 from imgclf.data import sources
 from imgclf.module import load_checkpoint
 
-from cli import run_script
+from cli import exported, run_script
 from configs import REAL_DATA_DIR, finished_run, require_real_data
 from dataset_files import write_image_folder
 
@@ -335,12 +335,7 @@ def test_a_checkpoint_of_the_previous_version_evaluates_predicts_and_exports_as_
         assert predicted[name]["predicted"] == label, name
         assert float(predicted[name]["confidence"]) == pytest.approx(confidence, abs=1e-4), name
 
-    output = tmp_path / "model.onnx"
-    result = run_script(
-        "scripts/export.py", f"ckpt_path={checkpoint}", "format=onnx", f"output={output}",
-        f"hydra.run.dir={tmp_path / 'export'}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    output = exported(checkpoint, tmp_path / "model.onnx", tmp_path / "export")
     pixels = images[:4].float() / 255
     probabilities, _ = run_exported(output, "onnx", pixels)
     with torch.no_grad():

@@ -19,6 +19,7 @@ from imgclf.data.cache import CACHE_MODES, unwritable
 from imgclf.data.transforms import POLICIES
 from imgclf.errors import UserError
 from imgclf.targets import ALLOWED_TARGETS, target_problems
+from imgclf.tasks import TASK_NAMES, TUNED, MultiLabel
 from imgclf.tune import lr_find_problem
 
 # Everything Lightning accepts, and ours.
@@ -88,6 +89,17 @@ RULES: list[Rule] = [
         "data.classes",
         lambda v: v is None or (isinstance(v, ListConfig) and len(set(v)) == len(v) >= 2),
         "a list of at least 2 different class names, e.g. [cat,dog], or null for all",
+    ),
+    ("model.task", lambda v: v in TASK_NAMES, f"one of {', '.join(TASK_NAMES)}"),
+    (
+        "model.threshold",
+        lambda v: v == TUNED or (is_number(v) and 0 < v < 1),
+        f"a probability in (0, 1), e.g. 0.5, or {TUNED} (per class, on validation)",
+    ),
+    (
+        "data.label_separator",
+        lambda v: isinstance(v, str) and v.strip() != "" and v != ",",
+        "a character that no class name holds, e.g. ';' or '|' (not the CSV's comma)",
     ),
     (
         "model.class_weights",
@@ -210,6 +222,18 @@ def split_problem(cfg: DictConfig) -> str | None:
     return None
 
 
+def multi_label_problems(cfg: DictConfig) -> list[str]:
+    """The balanced sampler draws images by their one class: single-label data only."""
+    if OmegaConf.select(cfg, "model.task", default=None) != MultiLabel.name:
+        return []
+    if OmegaConf.select(cfg, "data.sampler", default=None) is not None:
+        return [
+            "data.sampler=balanced draws images by their one class, and these images hold any "
+            "number: use data.sampler=null, and model.class_weights=auto for rare classes"
+        ]
+    return []
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every invalid value, naming the key, the value and what is
     allowed."""
@@ -224,5 +248,6 @@ def validate(cfg: DictConfig) -> None:
     )  # fmt: skip
     problems += [problem for problem in checks if problem]
     problems += target_problems(cfg)
+    problems += multi_label_problems(cfg)
     if problems:
         raise UserError("invalid configuration:\n  " + "\n  ".join(problems))

@@ -2,6 +2,7 @@
 holds the normalisation, the network and the test-time views; training, eval, predict and
 export all run this one module."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,12 +20,26 @@ class EvaluationViews:
     flip: bool = False
     translate: bool = False
     # Only images whose top two classes' probabilities are closer than this get the shifted
-    # views; None: every image.
+    # views (multi-label: whose least sure class's yes and no are; `answer_gap`); None: every
+    # image.
     translate_margin: float | None = None
+    # What is averaged: "logits" (one class an image), or each class's sigmoid probability,
+    # "probabilities" (multi-label: then the logits returned are those of the averages).
+    average: str = "logits"
+
+
+def answer_gap(outputs: torch.Tensor, average: str) -> torch.Tensor:
+    """How sure each image's answer is: the gap between the top two classes' probabilities;
+    or, for sigmoid probabilities (`average="probabilities"`), each class being a yes-or-no
+    answer, the gap between yes and no, |2p - 1|, of the least sure class."""
+    if average == "probabilities":
+        return (2 * outputs - 1).abs().min(dim=1).values
+    top_two = outputs.softmax(dim=1).topk(2, dim=1).values
+    return top_two[:, 0] - top_two[:, 1]
 
 
 def augmented_view_logits(
-    net: nn.Module,
+    net: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     views: EvaluationViews,
     skip_confident: bool = True,
@@ -56,12 +71,15 @@ def augmented_view_logits(
         return logits
     if views.translate_margin is None:
         return with_shifted_views(logits, images)
-    top_two = logits.softmax(dim=1).topk(2, dim=1).values
-    uncertain = top_two[:, 0] - top_two[:, 1] < views.translate_margin
+    uncertain = answer_gap(logits, views.average) < views.translate_margin
     if not skip_confident:
         return torch.where(uncertain[:, None], with_shifted_views(logits, images), logits)
     chosen = uncertain.nonzero()[:, 0]
     return logits.index_copy(0, chosen, with_shifted_views(logits[chosen], images[chosen]))
+
+
+# Probabilities this close to 0 or 1 keep a finite logit.
+LOGIT_EPS = 1e-6
 
 
 class Classifier(nn.Module):
@@ -100,6 +118,15 @@ class Classifier(nn.Module):
         images = self.normalise(pixels)
         if self.training or not views:
             return self.net(images).float()
+        if self.views.average == "probabilities":
+
+            def sigmoid_probabilities(inputs: torch.Tensor) -> torch.Tensor:
+                return self.net(inputs).float().sigmoid()
+
+            probabilities = augmented_view_logits(
+                sigmoid_probabilities, images, self.views, skip_confident
+            )
+            return torch.logit(probabilities, eps=LOGIT_EPS)
         return augmented_view_logits(self.net, images, self.views, skip_confident)
 
     def for_export(self) -> "Classifier":

@@ -15,7 +15,8 @@ from imgclf.builders import build_trainer
 from imgclf.checks import validate
 from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
-from imgclf.module import ImageClassifier, load_checkpoint
+from imgclf.module import ImageClassifier, check_task_fits, load_checkpoint
+from imgclf.resolvers import data_task
 from imgclf.run_folder import write_metrics
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg = with_checkpoint_dataset(cfg, model)
     read_as_trained(cfg, model)
     validate(cfg)
+    check_task_fits(
+        model.task.name, data_task(cfg.data.dataset, cfg.data.get("csv_path")), cfg.data.dataset
+    )
     check_fits_data(model, cfg.data.num_classes, cfg.data.in_channels, cfg.data.image_size)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)

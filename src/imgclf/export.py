@@ -50,6 +50,7 @@ def metadata(model: ImageClassifier) -> dict[str, str]:
         f"{'RGB' if channels == 3 else 'grey'} in [0, 1]",
         "output": f"{OUTPUT_NAME}: float32 (N, {len(model.class_names)}), in class_names order",
         "trained_on": str(model.hparams.dataset),
+        **model.task.metadata(),
     }
 
 

@@ -14,7 +14,11 @@ KEY_SETTINGS = [
     "optimizer._target_", "optimizer.lr", "optimizer.weight_decay", "scheduler._target_",
     "trainer.max_epochs", "trainer.precision", "seed",
 ]  # fmt: skip
-FINAL_METRICS = {"val/acc_best": "hp/val_acc_best", "test/acc": "hp/test_acc"}
+# A single-label run's accuracy, a multi-label run's mAP.
+FINAL_METRICS = {
+    "val/acc_best": "hp/val_acc_best", "test/acc": "hp/test_acc",
+    "val/map_best": "hp/val_map_best", "test/map": "hp/test_map",
+}  # fmt: skip
 
 
 def scalar(value: Any) -> Any:

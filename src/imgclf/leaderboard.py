@@ -9,7 +9,21 @@ from omegaconf import OmegaConf
 
 from imgclf.run_folder import run_status
 
-COLUMNS = ["job", "status", "overrides", "val/acc_best", "test/acc", "seconds", "error"]
+# The scores a run is judged by: a single-label run's accuracy, a multi-label run's mAP. A
+# table lists those its runs have (accuracy when none has either).
+SCORE_COLUMNS = {"acc": ["val/acc_best", "test/acc"], "map": ["val/map_best", "test/map"]}
+COLUMNS = ["job", "status", "overrides", *SCORE_COLUMNS["acc"], "seconds", "error"]
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """COLUMNS, with the score columns that the rows have values of."""
+    scored = [
+        score
+        for score, names in SCORE_COLUMNS.items()
+        if any(not math.isnan(row.get(name, math.nan)) for row in rows for name in names)
+    ] or ["acc"]
+    scores = [name for score in scored for name in SCORE_COLUMNS[score]]
+    return ["job", "status", "overrides", *scores, "seconds", "error"]
 
 
 def describe_run(run_dir: Path) -> dict | None:
@@ -25,15 +39,20 @@ def describe_run(run_dir: Path) -> dict | None:
         "job": run_dir.name,
         "status": state,
         "overrides": " ".join(overrides) or "(defaults)",
-        "val/acc_best": outcome.get("val/acc_best", math.nan),
-        "test/acc": outcome.get("test/acc", math.nan),
+        **{
+            name: outcome.get(name, math.nan)
+            for names in SCORE_COLUMNS.values()
+            for name in names
+        },
         "seconds": outcome.get("seconds", math.nan),
         "error": outcome.get("error", ""),
     }
 
 
-def rank(rows: list[dict], metric: str = "val/acc_best") -> list[dict]:
-    """Best `metric` first (accuracies: higher is better); runs without it last."""
+def rank(rows: list[dict], metric: str | None = None) -> list[dict]:
+    """Best `metric` first (accuracy, mAP: higher is better); runs without it last. By
+    default, the best validation score the runs have (`val/acc_best`, `val/map_best`)."""
+    metric = metric or columns(rows)[3]
     return sorted(rows, key=lambda row: (math.isnan(row[metric]), -row[metric]))
 
 
@@ -48,15 +67,16 @@ def markdown_table(rows: list[dict]) -> str:
             return f"`{value}`"
         return str(value).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(row, column) for column in COLUMNS) + " |" for row in rows]
+    shown = columns(rows)
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(cell(row, column) for column in shown) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def write_leaderboard(rows: list[dict], folder: Path, name: str = "summary") -> tuple[Path, Path]:
     csv_path, markdown_path = folder / f"{name}.csv", folder / f"{name}.md"
     with csv_path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=columns(rows), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     markdown_path.write_text(markdown_table(rows) + "\n")

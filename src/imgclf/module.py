@@ -24,14 +24,13 @@ from imgclf.checkpoints import (
     rename_old_state_keys,
 )
 from imgclf.classifier import Classifier, EvaluationViews
-from imgclf.data.balance import inverse_frequency_weights
 from imgclf.data.description import DataDescription
 from imgclf.data.transforms import evaluation_transform
 from imgclf.errors import UserError
 from imgclf.optim import parameter_groups
 from imgclf.starting_weights import start_from_checkpoint, start_from_pretrained
 from imgclf.targets import refuse_unknown_targets, rename_old_targets
-from imgclf.tasks import SingleLabel, StageMetrics
+from imgclf.tasks import StageMetrics, make_task
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,23 @@ STAGES = ("train", "val", "test")
 # `finetune.freeze_epochs`: train only the head for that many epochs; the backbone learns at
 # `backbone_lr_ratio` times the learning rate (1.0 and 0: plain training).
 DEFAULT_FINETUNE = {"freeze_epochs": 0, "backbone_lr_ratio": 1.0}
+
+
+def check_task_fits(model_task: str, data_task: str, dataset: str) -> None:
+    """A single-label model takes single-label data, a multi-label one multi-label data."""
+    if model_task == data_task:
+        return
+    kinds = {"single_label": "one class", "multi_label": "any number of classes"}
+    remedy = (
+        "data=image_csv with a CSV whose labels column lists each image's classes"
+        if model_task == "multi_label"
+        else f"data={dataset} with one class an image (a label column)"
+    )
+    raise UserError(
+        f"the model is a {model_task} classifier ({kinds[model_task]} an image), but the data "
+        f"({dataset}) is {data_task} ({kinds[data_task]}). Give it {remedy}, or use a model "
+        "trained for this data."
+    )
 
 
 def as_plain(config: Any) -> Any:
@@ -62,7 +78,7 @@ def build(config: Mapping | None) -> Any:
 
 
 class ImageClassifier(LightningModule):
-    """Trains and tests a `Classifier` for its task (single-label classification).
+    """Trains and tests a `Classifier` for its task (single- or multi-label classification).
 
     `net`, `optimizer` and `scheduler` are Hydra configs (`_target_` mappings; the optimizer
     and scheduler with `_partial_: true`): the checkpoint stores only plain data, so
@@ -83,6 +99,8 @@ class ImageClassifier(LightningModule):
         translate_test_time_margin: float | None = None,
         validate_with_test_time_views: bool = True,
         class_weights: str | list[float] | None = None,
+        task: str = "single_label",
+        threshold: float | str = 0.5,
         in_channels: int = 3,
         image_size: int = 32,
         resize_size: int | None = None,
@@ -109,6 +127,10 @@ class ImageClassifier(LightningModule):
                 "translate_test_time_margin": translate_test_time_margin,
                 "validate_with_test_time_views": validate_with_test_time_views,
                 "class_weights": as_plain(class_weights),
+                # single_label or multi_label, and a multi-label model's decision threshold
+                # (a number, or `tuned`: per class on validation, kept in the state dict).
+                "task": task,
+                "threshold": threshold,
                 # What the model takes and gives: a checkpoint describes itself. Class names,
                 # the resize side and the dataset are filled in from the data before fitting.
                 "in_channels": in_channels,
@@ -126,8 +148,11 @@ class ImageClassifier(LightningModule):
         )
         if class_names and len(class_names) != num_classes:
             raise UserError(f"{len(class_names)} class names for {num_classes} classes")
-        self.task = SingleLabel()
-        views = EvaluationViews(flip_test_time, translate_test_time, translate_test_time_margin)
+        self.task = make_task(task, num_classes, threshold)
+        views = EvaluationViews(
+            flip_test_time, translate_test_time, translate_test_time_margin,
+            average=self.task.view_average,
+        )  # fmt: skip
         self.classifier = Classifier(build(net), in_channels, views, channels_last)
         # Whether the starting weights brought the statistics they were trained with; if not,
         # the classifier normalises with the data's.
@@ -207,9 +232,11 @@ class ImageClassifier(LightningModule):
         # Mixed training batches (MixUp, CutMix) bring soft targets, which the loss takes as
         # they are.
         loss = self.criterion(logits, targets)
+        logits = logits.detach()
         predictions, labels = self.task.predictions(logits), self.task.labels(targets)
+        probabilities = self.task.probabilities(logits)
         metrics = self.metrics(stage)
-        metrics.update(loss.detach(), predictions, labels)
+        metrics.update(loss.detach(), probabilities, predictions, labels)
         if register_metrics:
             for name, metric in metrics.logged().items():
                 shown = name == "loss" or name in self.task.progress_bar_scores
@@ -217,7 +244,7 @@ class ImageClassifier(LightningModule):
         if stage == "train":  # the callbacks' outputs are validation's and the test's
             return loss, {}
         return loss, {
-            "probabilities": self.task.probabilities(logits.detach()),
+            "probabilities": probabilities,
             "predictions": predictions,
             "targets": targets,
         }
@@ -228,6 +255,7 @@ class ImageClassifier(LightningModule):
         if datamodule is None:
             return
         description = datamodule.description()
+        check_task_fits(self.task.name, description.task, description.dataset)
         if stage == "fit":
             self.adapt_to(description)
         elif description.class_names != self.class_names:
@@ -251,8 +279,8 @@ class ImageClassifier(LightningModule):
         if not self.statistics_from_start:
             self.classifier.normalisation.set(*data.channel_statistics())
         if self.hparams.class_weights == "auto":
-            weights = inverse_frequency_weights(data.class_counts)
-            self.criterion.weight.copy_(weights)
+            weights = self.task.auto_class_weights(data.class_counts, data.train_images)
+            self.criterion = self.task.loss(weights, self.hparams.label_smoothing)
             listing = ", ".join(
                 f"{name} {weight:.3g}"
                 for name, weight in zip(self.class_names, weights, strict=True)
@@ -282,20 +310,22 @@ class ImageClassifier(LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.val_metrics.confusion.reset()
+        self.val_metrics.reset_views()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self.shared_step(batch, "val")[1]
 
     def on_validation_epoch_end(self) -> None:
-        scores = self.val_metrics.scores
         for name, tracker in self.best.items():
-            tracker(scores[name].compute())
+            tracker(self.val_metrics.score(name).compute())
             shown = name in self.task.progress_bar_scores
             self.log(f"val/{name}_best", tracker.compute(), sync_dist=True, prog_bar=shown)
+        # Before the checkpoint of this epoch is saved, so it holds what was tuned here.
+        if not self.trainer.sanity_checking:
+            self.task.tune(self.val_metrics)
 
     def on_test_epoch_start(self) -> None:
-        self.test_metrics.confusion.reset()
+        self.test_metrics.reset_views()
 
     def test_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self.shared_step(batch, "test")[1]

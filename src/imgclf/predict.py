@@ -81,7 +81,9 @@ def write_predictions(
 ) -> list[dict]:
     rows, names = [], model.class_names
     confidences, classes = model.task.ranked(probabilities, top_k)
-    for file, top_confidences, top_classes in zip(files, confidences, classes, strict=True):
+    for file, image_probabilities, top_confidences, top_classes in zip(
+        files, probabilities, confidences, classes, strict=True
+    ):
         ranked = [
             f"{names[int(label)]} {float(confidence):.1%}"
             for confidence, label in zip(top_confidences, top_classes, strict=True)
@@ -89,8 +91,7 @@ def write_predictions(
         rows.append(
             {
                 "file": str(file),
-                "predicted": names[int(top_classes[0])],
-                "confidence": round(float(top_confidences[0]), 4),
+                **model.task.answer(image_probabilities, names),
                 f"top_{top_k}": "; ".join(ranked),
             }
         )
@@ -119,7 +120,9 @@ def print_table(rows: list[dict]) -> None:
 
 def save_grid(path: Path, pixels: torch.Tensor, rows: list[dict]) -> None:
     titles = [
-        f"{Path(row['file']).name}\n{row['predicted']} ({row['confidence']:.0%})" for row in rows
+        f"{Path(row['file']).name}\n{row['predicted'] or 'none'}"
+        + (f" ({row['confidence']:.0%})" if "confidence" in row else "")
+        for row in rows
     ]
     figure = build_image_grid_figure(pixels, titles, "Predictions")
     save_figure(figure, path)

@@ -7,10 +7,12 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from imgclf.data.image_listing import csv_class_names, find_class_names
+from imgclf.data.image_listing import csv_class_names, csv_is_multi_label, find_class_names
+from imgclf.data.sources import IMAGE_CSV
 from imgclf.models.pretrained import pretrained_crop_fraction, pretrained_image_size
 from imgclf.run_folder import new_run_folder
 from imgclf.sweeps import in_multirun
+from imgclf.tasks import MultiLabel, SingleLabel, headline_score
 
 
 def folder_class_count(root: str) -> int:
@@ -19,9 +21,24 @@ def folder_class_count(root: str) -> int:
     return len(find_class_names(Path(root).expanduser()))
 
 
-def csv_class_count(csv_path: str) -> int:
-    """`${imgclf_csv_class_count:${data.csv_path}}`: the labels in the CSV."""
-    return len(csv_class_names(Path(csv_path).expanduser()))
+def csv_class_count(csv_path: str, separator: str = ";") -> int:
+    """`${imgclf_csv_class_count:${data.csv_path},${data.label_separator}}`: the labels in the
+    CSV."""
+    return len(csv_class_names(Path(csv_path).expanduser(), separator))
+
+
+def data_task(dataset: str, csv_path: str | None) -> str:
+    """`${imgclf_data_task:${data.dataset},${oc.select:data.csv_path,null}}`: multi_label for a
+    CSV with a `labels` column, else single_label: the data decides the model's task."""
+    if dataset == IMAGE_CSV and csv_path and csv_is_multi_label(Path(csv_path).expanduser()):
+        return MultiLabel.name
+    return SingleLabel.name
+
+
+def task_score(task: str) -> str:
+    """`${imgclf_task_score:${model.task}}`: the score that judges a run (acc, map), which the
+    checkpoints and the sweeps monitor by default."""
+    return headline_score(task)
 
 
 def subset_size(classes: Any, class_count: int) -> int:
@@ -63,6 +80,8 @@ def absolute_path(path: str) -> str:
 RESOLVERS = {
     "imgclf_folder_class_count": folder_class_count,
     "imgclf_csv_class_count": csv_class_count,
+    "imgclf_data_task": data_task,
+    "imgclf_task_score": task_score,
     "imgclf_subset_size": subset_size,
     "imgclf_model_label": model_label,
     "imgclf_chosen_model": chosen_model,

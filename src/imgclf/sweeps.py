@@ -35,7 +35,7 @@ class SweepSummaryCallback(Callback):
             return
         metric = config.get("optimized_metric")
         csv_path, markdown_path = write_leaderboard(
-            rank(rows, metric if metric in rows[0] else "val/acc_best"), sweep_dir
+            rank(rows, metric if metric in rows[0] else None), sweep_dir
         )
         failed = sum(row["status"] == "failed" for row in rows)
         log.info("sweep summary: %s (%d jobs, %d failed)", markdown_path, len(rows), failed)

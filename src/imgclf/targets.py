@@ -61,6 +61,7 @@ ALLOWED_TARGETS = frozenset(
         "imgclf.callbacks.FirstLayerFiltersCallback",
         "imgclf.callbacks.FreezeParameters",
         "imgclf.callbacks.GradCamCallback",
+        "imgclf.callbacks.LabelViewsCallback",
         "imgclf.callbacks.LearningCurvesCallback",
         "imgclf.callbacks.PredictionGridCallback",
         "imgclf.callbacks.RunReportCallback",

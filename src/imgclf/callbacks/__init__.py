@@ -15,6 +15,7 @@ from imgclf.callbacks.exploration import DataExplorationCallback  # noqa: E402
 from imgclf.callbacks.filters import FirstLayerFiltersCallback  # noqa: E402
 from imgclf.callbacks.freeze import FreezeParameters  # noqa: E402
 from imgclf.callbacks.gradcam import GradCamCallback  # noqa: E402
+from imgclf.callbacks.label_views import LabelViewsCallback  # noqa: E402
 from imgclf.callbacks.predictions import PredictionGridCallback  # noqa: E402
 from imgclf.callbacks.report import ClassificationReportCallback  # noqa: E402
 from imgclf.callbacks.run_report import RunReportCallback  # noqa: E402
@@ -28,6 +29,7 @@ __all__ = [
     "FirstLayerFiltersCallback",
     "FreezeParameters",
     "GradCamCallback",
+    "LabelViewsCallback",
     "LearningCurvesCallback",
     "PredictionGridCallback",
     "RunReportCallback",

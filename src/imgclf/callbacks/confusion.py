@@ -1,4 +1,6 @@
-"""Confusion matrices: which classes the model mixes up, on validation and on the test set."""
+"""Confusion matrices: which classes the model mixes up, on validation and on the test set.
+A multi-label model's are one 2x2 matrix per class: its images and the others, against
+whether the class was predicted."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -50,6 +52,44 @@ def build_confusion_figure(matrix: torch.Tensor, class_names: list[str], title: 
     return figure
 
 
+def build_per_class_confusion_figure(
+    matrices: torch.Tensor, class_names: list[str], title: str
+) -> Figure:
+    """One 2x2 panel per class from (classes, 2, 2) counts [[TN, FP], [FN, TP]]: rows
+    whether the image holds the class, columns whether the model said so; cells coloured by
+    the row's share."""
+    counts = matrices.cpu().numpy().astype(np.int64)
+    columns = min(5, len(class_names))
+    rows = -(-len(class_names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.3 * rows + 0.6))
+    axes = np.atleast_1d(axes).flatten()
+    for axis, name, matrix in zip(axes, class_names, counts, strict=False):
+        rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        labels = np.vectorize(lambda count, rate: f"{count}\n{rate:.0%}")(matrix, rates)
+        sns.heatmap(
+            rates, annot=labels, fmt="", annot_kws={"fontsize": 7}, cmap="Blues", vmin=0,
+            vmax=1, cbar=False, square=True, xticklabels=["no", "yes"],
+            yticklabels=["no", "yes"], ax=axis,
+        )  # fmt: skip
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("predicted", fontsize=8)
+        axis.set_ylabel("true", fontsize=8)
+    for axis in axes[len(class_names) :]:
+        axis.axis("off")
+    decisions = counts.sum()
+    wrong = counts[:, 0, 1].sum() + counts[:, 1, 0].sum()
+    figure.suptitle(f"{title}: {decisions:,} decisions, {wrong / max(decisions, 1):.2%} wrong")
+    figure.tight_layout()
+    return figure
+
+
+def build_figure(matrix: torch.Tensor, class_names: list[str], title: str) -> Figure:
+    """A (classes, classes) matrix, or per-class 2x2 ones (classes, 2, 2)."""
+    if matrix.ndim == 3:
+        return build_per_class_confusion_figure(matrix, class_names, title)
+    return build_confusion_figure(matrix, class_names, title)
+
+
 class ConfusionMatrixCallback(Callback):
     """`val/confusion_matrix` every `every_n_epochs` epochs and after the last one;
     `test/confusion_matrix` with `figures/confusion_matrix.png` and `confusion_matrix.json`.
@@ -69,7 +109,7 @@ class ConfusionMatrixCallback(Callback):
         matrix = pl_module.val_metrics.confusion.compute()  # every rank: it syncs
         if trainer.is_global_zero:
             names = pl_module.class_names
-            figure = build_confusion_figure(matrix, names, f"Validation, epoch {epoch}")
+            figure = build_figure(matrix, names, f"Validation, epoch {epoch}")
             publish_figure(trainer, "val/confusion_matrix", figure, self.output_dir)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -77,9 +117,15 @@ class ConfusionMatrixCallback(Callback):
         if not trainer.is_global_zero:
             return
         names = pl_module.class_names
-        figure = build_confusion_figure(matrix, names, "Test set")
+        figure = build_figure(matrix, names, "Test set")
         publish_figure(trainer, "test/confusion_matrix", figure, self.output_dir, MATRIX_NAME)
+        # Rows true, columns predicted; per class [[TN, FP], [FN, TP]] when multi-label.
+        key = (
+            "per_class_rows_true_columns_predicted"
+            if matrix.ndim == 3
+            else ("rows_true_columns_predicted")
+        )
         write_json(
             figure_path(self.output_dir, MATRIX_NAME).with_suffix(".json"),
-            {"class_names": names, "rows_true_columns_predicted": matrix.tolist()},
+            {"class_names": names, key: matrix.tolist()},
         )

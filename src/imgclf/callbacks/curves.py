@@ -10,15 +10,19 @@ from matplotlib.ticker import MaxNLocator
 
 from imgclf.callbacks.publish import figure_path, publish_figure, save_figure, write_json
 
-CURVE_METRICS = ("train/loss", "val/loss", "train/acc", "val/acc")
+# The right panel's score, by what the training logs: accuracy, or multi-label's micro F1.
+SCORE_NAMES = {"acc": "accuracy", "f1_micro": "micro F1"}
 
 
 def build_learning_curves_figure(history: list[dict[str, float]]) -> Figure:
-    """Loss on the left, accuracy on the right; epochs without validation leave gaps, and a
-    run without any draws no validation line."""
+    """Loss on the left, accuracy (multi-label: micro F1) on the right; epochs without
+    validation leave gaps, and a run without any draws no validation line."""
     figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = [row["epoch"] for row in history]
-    for axis, quantity in ((loss_axis, "loss"), (acc_axis, "acc")):
+    score = next(
+        (name for name in SCORE_NAMES if any(f"train/{name}" in r for r in history)), "acc"
+    )
+    for axis, quantity in ((loss_axis, "loss"), (acc_axis, score)):
         for stage, style in (("train", "-o"), ("val", "-s")):
             values = [row.get(f"{stage}/{quantity}", math.nan) for row in history]
             if all(math.isnan(value) for value in values):
@@ -26,11 +30,11 @@ def build_learning_curves_figure(history: list[dict[str, float]]) -> Figure:
             axis.plot(epochs, values, style, markersize=3, label=stage)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_ylabel("accuracy" if quantity == "acc" else "cross-entropy loss")
+        axis.set_ylabel(SCORE_NAMES.get(quantity, "loss"))
         axis.grid(alpha=0.3)
         axis.legend()
     loss_axis.set_title("Loss")
-    acc_axis.set_title("Accuracy")
+    acc_axis.set_title(SCORE_NAMES[score].capitalize())
     figure.tight_layout()
     return figure
 
@@ -53,7 +57,10 @@ class LearningCurvesCallback(Callback):
         # Runs after the epoch's validation, so both stages' epoch metrics are in.
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1}
-        row.update({name: float(metrics[name]) for name in CURVE_METRICS if name in metrics})
+        curve_metrics = [
+            f"{stage}/{name}" for stage in ("train", "val") for name in ("loss", *SCORE_NAMES)
+        ]
+        row.update({name: float(metrics[name]) for name in curve_metrics if name in metrics})
         if self.validated_epoch != trainer.current_epoch:
             # An earlier epoch's validation result lingers in callback_metrics.
             row = {name: value for name, value in row.items() if not name.startswith("val/")}

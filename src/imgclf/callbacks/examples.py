@@ -14,7 +14,7 @@ class Examples:
     images: torch.Tensor  # as the model saw them, before normalisation: (N, C, H, W) pixels
     targets: torch.Tensor
     predictions: torch.Tensor
-    confidences: torch.Tensor  # the predicted class's probability
+    probabilities: torch.Tensor  # (N, classes)
     scores: torch.Tensor  # what they were picked by, highest first
 
     def __len__(self) -> int:
@@ -25,31 +25,36 @@ class Examples:
             self.images[keep],
             self.targets[keep],
             self.predictions[keep],
-            self.confidences[keep],
+            self.probabilities[keep],
             self.scores[keep],
         )
 
     def best(self, count: int) -> "Examples":
         return self.take(self.scores.argsort(descending=True)[:count])
 
-    def titles(self, class_names: list[str]) -> list[str]:
+    def titles(self, class_names: list[str], task: Task) -> list[str]:
         return [
-            f"true: {class_names[int(target)]}\npred: {class_names[int(predicted)]} "
-            f"({float(confidence):.0%})"
-            for target, predicted, confidence in zip(
-                self.targets, self.predictions, self.confidences, strict=True
+            task.describe(target, predicted, probabilities, class_names)
+            for target, predicted, probabilities in zip(
+                self.targets, self.predictions, self.probabilities, strict=True
             )
         ]
 
 
-class ExamplePicker:
-    """Keeps the `count` highest-scoring test predictions that are wrong (`correct=False`,
-    scored by confidence: the most confident mistakes) or right (`correct=True`, scored at
-    random: a fair sample of what the model gets right)."""
+# What a picker keeps: right answers at random, wrong ones by confidence, or one of the
+# task's kinds of mistake (`Task.mistakes`) by its score.
+CORRECT, WRONG = "correct", "wrong"
 
-    def __init__(self, count: int, correct: bool) -> None:
+
+class ExamplePicker:
+    """Keeps the `count` highest-scoring test predictions of a `kind`: right (`correct`,
+    scored at random: a fair sample of what the model gets right), wrong (`wrong`, scored by
+    confidence: the most confident mistakes), or a kind of mistake the task names (scored by
+    the task: the images with the most missed labels, say)."""
+
+    def __init__(self, count: int, kind: str) -> None:
         self.count = count
-        self.correct = correct
+        self.kind = kind
         self.kept: Examples | None = None
 
     def reset(self) -> None:
@@ -57,11 +62,18 @@ class ExamplePicker:
 
     def update(self, images: torch.Tensor, outputs: dict[str, torch.Tensor], task: Task) -> None:
         predictions, targets = outputs["predictions"], outputs["targets"]
-        confidences = task.confidences(outputs["probabilities"])
-        right = task.correct(predictions, targets)
-        wanted = right if self.correct else ~right
-        scores = torch.rand_like(confidences) if self.correct else confidences
-        batch = Examples(images.detach(), targets, predictions, confidences, scores)
+        probabilities = outputs["probabilities"]
+        labels = task.labels(targets)
+        confidences = task.confidences(probabilities)
+        right = task.correct(predictions, labels)
+        if self.kind == CORRECT:
+            wanted, scores = right, torch.rand_like(confidences)
+        elif self.kind == WRONG:
+            wanted, scores = ~right, confidences
+        else:
+            scores = task.mistakes(probabilities, predictions, labels)[self.kind]
+            wanted = scores > 0
+        batch = Examples(images.detach(), targets, predictions, probabilities, scores)
         batch = batch.take(wanted)
         if self.kept is not None:
             batch = Examples(
@@ -90,14 +102,21 @@ class ExamplePicker:
 
 
 class ExamplePickingCallback(Callback):
-    """Base of the callbacks that show test examples: runs its pickers over every test batch."""
+    """Base of the callbacks that show test examples: runs its pickers over every test batch,
+    those of `kinds`, each keeping `count` (`pickers` names the kinds for a task)."""
 
-    def __init__(self, pickers: dict[str, ExamplePicker]) -> None:
-        self.pickers = pickers
+    def __init__(self, count: int, kinds: tuple[str, ...] = ()) -> None:
+        self.count = count
+        self.pickers = {kind: ExamplePicker(count, kind) for kind in kinds}
+
+    def kinds(self, task: Task) -> tuple[str, ...]:
+        """The kinds of example to pick for the model's task."""
+        return tuple(self.pickers)
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        for picker in self.pickers.values():
-            picker.reset()
+        self.pickers = {
+            kind: ExamplePicker(self.count, kind) for kind in self.kinds(pl_module.task)
+        }
 
     def on_test_batch_end(
         self,

@@ -10,26 +10,37 @@ from matplotlib.figure import Figure
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
 from imgclf.data.datamodule import ImageDataModule
-from imgclf.data.splits import Labelled
+from imgclf.data.splits import Labelled, class_counts, is_multi_label
 
 
 def stratified_sample(labels: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
-    """Indices of `count` random images taken in turn from each class, so every class shows."""
+    """Indices of `count` random images taken in turn from each class, so every class shows
+    (multi-hot labels: from the images holding each class, each image once)."""
     generator = torch.Generator().manual_seed(seed)
     shuffled = torch.randperm(len(labels), generator=generator)
-    per_class = [shuffled[labels[shuffled] == label] for label in labels.unique()]
+    holds = (
+        (labels >= 0.5).T if is_multi_label(labels) else labels[None] == labels.unique()[:, None]
+    )
+    per_class = [shuffled[holds[label][shuffled]] for label in range(len(holds))]
     picked: list[int] = []
     for rank in range(count):
         for indices in per_class:
-            if len(picked) < count and rank < len(indices):
+            if len(picked) < count and rank < len(indices) and int(indices[rank]) not in picked:
                 picked.append(int(indices[rank]))
     return torch.tensor(picked, dtype=torch.long)
+
+
+def label_names(label: torch.Tensor, class_names: list[str]) -> str:
+    """An image's class, or its classes (multi-hot), as a caption."""
+    if label.ndim == 0:
+        return class_names[int(label)]
+    return ", ".join(class_names[i] for i in (label >= 0.5).nonzero().flatten().tolist()) or "none"
 
 
 def build_sample_grid_figure(datamodule: ImageDataModule, count: int = 32) -> Figure:
     labels = datamodule.splits["train"].labels.cpu()  # the split may live on the GPU
     indices = stratified_sample(labels, count)
-    titles = [datamodule.class_names[int(label)] for label in labels[indices]]
+    titles = [label_names(label, datamodule.class_names) for label in labels[indices]]
     images = datamodule.views("train", indices)
     return build_image_grid_figure(images, titles, "Sample training images")
 
@@ -40,7 +51,7 @@ def build_class_distribution_figure(splits: dict[str, Labelled], class_names: li
     positions = np.arange(len(class_names))
     width = 0.8 / len(splits)
     for offset, (split, data) in enumerate(splits.items()):
-        counts = torch.bincount(data.labels.cpu(), minlength=len(class_names)).numpy()
+        counts = class_counts(data.labels, len(class_names)).numpy()
         axis.bar(positions + offset * width, counts, width, label=f"{split} ({len(data):,})")
     axis.set_xticks(positions + width * (len(splits) - 1) / 2)
     axis.set_xticklabels(class_names, rotation=45, ha="right")

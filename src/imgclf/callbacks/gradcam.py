@@ -6,7 +6,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from lightning.pytorch import LightningModule, Trainer
 from torch import nn
 
-from imgclf.callbacks.examples import ExamplePicker, ExamplePickingCallback
+from imgclf.callbacks.examples import WRONG, ExamplePickingCallback
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import publish_figure
 from imgclf.classifier import Classifier
@@ -51,28 +51,47 @@ def gradcam_heatmaps(
     return (cams / peak).cpu().numpy()
 
 
+# Of a multi-label answer, the likeliest predicted labels shown.
+LABELS_EXPLAINED = 3
+
+
+def first_of_image(images: torch.Tensor) -> list[bool]:
+    """Whether each entry of a sorted index list is its image's first."""
+    return [index == 0 or int(images[index - 1]) != int(image) for index, image in
+            enumerate(images)]  # fmt: skip
+
+
 class GradCamCallback(ExamplePickingCallback):
     """`test/gradcam_misclassified`: for the most confident mistakes, where the evidence for
-    the wrong (predicted) class was found."""
+    each predicted class was found (`Task.explained`: the one class, or up to
+    `LABELS_EXPLAINED` predicted labels, each in a tile of its own)."""
 
     def __init__(self, output_dir: str, count: int = 16) -> None:
-        super().__init__({"misclassified": ExamplePicker(count, correct=False)})
+        super().__init__(count, kinds=(WRONG,))
         self.output_dir = output_dir
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        mistakes = self.gather(trainer, pl_module)["misclassified"]
+        mistakes = self.gather(trainer, pl_module)[WRONG]
         if not trainer.is_global_zero:
             return
-        title = "Grad-CAM of the predicted class on misclassified test images"
+        title = "Grad-CAM of each predicted class on misclassified test images"
         if mistakes is None or len(mistakes) == 0:
             figure = build_image_grid_figure(torch.zeros(0), [], title)
         else:
-            heatmaps = gradcam_heatmaps(pl_module.classifier, mistakes.images, mistakes.predictions)
-            names = pl_module.class_names
+            task, names = pl_module.task, pl_module.class_names
+            images, classes = task.explained(
+                mistakes.predictions, mistakes.probabilities, LABELS_EXPLAINED
+            )
+            heatmaps = gradcam_heatmaps(pl_module.classifier, mistakes.images[images], classes)
+            # Each tile names the class it explains; an image's first, also the true one(s).
+            titles = [
+                (f"true: {task.label_names(mistakes.targets[image], names)}\n" if first else "")
+                + f"pred: {names[label]} ({float(mistakes.probabilities[image, label]):.0%})"
+                for image, label, first in zip(
+                    images.tolist(), classes.tolist(), first_of_image(images), strict=True
+                )
+            ]
             figure = build_image_grid_figure(
-                mistakes.images,
-                mistakes.titles(names),
-                title,
-                overlays=heatmaps,
+                mistakes.images[images], titles, title, overlays=heatmaps
             )
         publish_figure(trainer, "test/gradcam_misclassified", figure, self.output_dir, "gradcam")

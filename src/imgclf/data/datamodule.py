@@ -21,7 +21,9 @@ from imgclf.data.splits import (
     Labelled,
     LabelledImages,
     class_counts,
+    is_multi_label,
     report_class_counts,
+    report_co_occurrence,
     select_classes,
     stratified_split,
 )
@@ -92,6 +94,12 @@ class ImageDataModule(LightningDataModule):
         raise NotImplementedError
 
     @property
+    def multi_label(self) -> bool:
+        """Whether the images hold any number of classes each (multi-hot labels), after
+        `setup`."""
+        return is_multi_label(self.splits["train"].labels) if self.splits else False
+
+    @property
     def in_memory(self) -> bool:
         return isinstance(self.splits.get("train"), LabelledImages)
 
@@ -113,7 +121,10 @@ class ImageDataModule(LightningDataModule):
         # The splits are copies: the whole dataset need not stay in memory beside them.
         self.listing = None
         self.check_every_class_has_images(splits["train"])
-        report_class_counts(self.train_class_counts(splits["train"]), self.class_names)
+        multi_label = is_multi_label(splits["train"].labels)
+        report_class_counts(self.train_class_counts(splits["train"]), self.class_names, multi_label)
+        if multi_label:
+            report_co_occurrence(splits["train"].labels, self.class_names)
         self.splits = self.hold(splits)
         log.info(
             "%s: %s images; class names %s",
@@ -181,7 +192,9 @@ class ImageDataModule(LightningDataModule):
             in_channels=self.in_channels,
             image_size=self.image_size,
             resize_size=self.resize_size,
+            task="multi_label" if self.multi_label else "single_label",
             class_counts=self.train_class_counts(),
+            train_images=len(self.splits["train"]),
             channel_statistics=self.channel_statistics,
             training_sample=self.training_sample,
         )

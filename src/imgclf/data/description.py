@@ -22,8 +22,11 @@ class DataDescription:
     # `image_size` square; the built-in datasets' images are already that square.
     image_size: int
     resize_size: int
-    # Training images per class, in class order.
+    # "single_label" (one class an image) or "multi_label" (multi-hot labels).
+    task: str
+    # Training images per class, in class order (multi-label: the images holding it).
     class_counts: torch.Tensor
+    train_images: int
     # The training split's per-channel mean and std on the [0, 1] scale.
     channel_statistics: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     # The first `count` training images, uint8: for a network's data-dependent start.

@@ -48,6 +48,7 @@ class ImageFilesDataModule(ImageDataModule):
         batch_size: int = 64,
         augment: ImageAugment | None = None,
         csv_path: str | os.PathLike | None = None,
+        label_separator: str = ";",
         cache: str = "auto",
         cache_max_gb: float = 4.0,
         cache_dir: str | os.PathLike | None = None,
@@ -61,6 +62,8 @@ class ImageFilesDataModule(ImageDataModule):
             augment=augment or ImageAugment(), batch_size=batch_size, **common,
         )  # fmt: skip
         self.csv_path = Path(csv_path).expanduser().resolve() if csv_path else None
+        # Between the classes of a CSV's `labels` column (multi-label).
+        self.label_separator = label_separator
         self.cache = cache
         self.cache_max_gb = cache_max_gb
         self.cache_dir = Path(cache_dir or "~/.cache/imgclf").expanduser()
@@ -94,7 +97,9 @@ class ImageFilesDataModule(ImageDataModule):
             self.disk_cache.warn_replaced()
 
     def read(self) -> DatasetSplits:
-        return sources.load(self.dataset, self.data_dir, self.csv_path)
+        return sources.load(
+            self.dataset, self.data_dir, self.csv_path, self.label_separator, self.classes
+        )
 
     def hold(self, splits: dict[str, LabelledFiles]) -> dict[str, Labelled]:
         """Decoded into memory or onto disk, or listed for decoding on every read; files that
@@ -167,7 +172,7 @@ class ImageFilesDataModule(ImageDataModule):
         )
         sampler = None
         world_size = self.trainer.world_size if self.trainer else 1
-        if training and self.sampler == "balanced":
+        if training and self.sampler == "balanced":  # single-label data only (checks.py)
             weights = balanced_sample_weights(data.labels)
             sampler = WeightedRandomSampler(weights, len(data), replacement=True)
         elif not training and world_size > 1:

@@ -1,9 +1,11 @@
 """The user's own images, listed (not decoded): a folder with one subfolder per class,
-optionally inside train/, val/ and test/, or a CSV of `path,label[,split]` rows."""
+optionally inside train/, val/ and test/, or a CSV of `path,label[,split]` rows, or of
+`path,labels[,split]` rows, any number of labels an image (multi-label)."""
 
 import csv
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_NAMES = ("train", "val", "test")
-CSV_COLUMNS = ("path", "label")
+# A CSV's label column: one class an image, or any number of them (multi-label), separated
+# by `data.label_separator`.
+LABEL_COLUMN, LABELS_COLUMN = "label", "labels"
 # How many problem files a warning names before it only counts the rest.
 NAMED_IN_WARNINGS = 20
 
@@ -54,8 +58,18 @@ def image_files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def as_files(paths: list[str], labels: list[int]) -> LabelledFiles:
-    return LabelledFiles(np.array(paths, dtype=np.str_), torch.tensor(labels, dtype=torch.int64))
+def as_files(paths: list[str], labels: list[int] | list[list[int]]) -> LabelledFiles:
+    """Files of one class each (a CSV row's classes: a list holding one)."""
+    indices = [label[0] if isinstance(label, list) else label for label in labels]
+    return LabelledFiles(np.array(paths, dtype=np.str_), torch.tensor(indices, dtype=torch.int64))
+
+
+def as_multi_hot_files(paths: list[str], labels: list[list[int]], classes: int) -> LabelledFiles:
+    """Files of any number of classes each: float32 multi-hot rows, as the loss takes them."""
+    multi_hot = torch.zeros(len(labels), classes)
+    for row, present in enumerate(labels):
+        multi_hot[row, present] = 1.0
+    return LabelledFiles(np.array(paths, dtype=np.str_), multi_hot)
 
 
 def list_folder(root: Path) -> DatasetSplits:
@@ -86,17 +100,25 @@ def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
     if not csv_path.is_file():
         raise DataNotFoundError(
             f"label file {csv_path} does not exist. Set data.csv_path to a CSV with the columns "
-            "path,label (and optionally split), paths relative to the CSV."
+            "path,label (or path,labels for several labels an image) and optionally split, "
+            "paths relative to the CSV."
         )
     with csv_path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.DictReader(file)
         columns = [name.strip() for name in reader.fieldnames or []]
-        missing = [name for name in CSV_COLUMNS if name not in columns]
-        if missing:
+        label_columns = [name for name in (LABEL_COLUMN, LABELS_COLUMN) if name in columns]
+        if "path" not in columns or len(label_columns) != 1:
+            missing = ["path"] * ("path" not in columns) + [LABEL_COLUMN] * (not label_columns)
+            problem = (
+                "both a label and a labels column"
+                if len(label_columns) == 2
+                else f"no {' or '.join(missing)} column"
+            )
             raise UserError(
-                f"{csv_path} has no {' or '.join(missing)} column (its header: "
-                f"{','.join(columns) or 'empty'}). The first line must name the columns "
-                "path,label and optionally split."
+                f"{csv_path} has {problem} (its header: {','.join(columns) or 'empty'}). The "
+                "first line must name the columns path,label (one class an image) or "
+                "path,labels (any number, separated by data.label_separator), and optionally "
+                "split."
             )
         return [
             {key.strip(): (value or "").strip() for key, value in row.items() if key}
@@ -104,47 +126,75 @@ def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
         ]
 
 
-def csv_class_names(csv_path: Path) -> list[str]:
-    names = sorted({row["label"] for row in read_csv_rows(csv_path) if row["label"]})
+def csv_is_multi_label(csv_path: Path) -> bool:
+    """Whether the CSV labels images with a `labels` column (any number of classes each)."""
+    rows = read_csv_rows(csv_path)
+    return bool(rows) and LABELS_COLUMN in rows[0]
+
+
+def row_labels(row: dict[str, str], separator: str) -> list[str]:
+    """A row's class names: its `label`, or its `labels` split by `separator` (maybe none)."""
+    if LABEL_COLUMN in row:
+        return [row[LABEL_COLUMN]] if row[LABEL_COLUMN] else []
+    return [name.strip() for name in row[LABELS_COLUMN].split(separator) if name.strip()]
+
+
+def csv_class_names(csv_path: Path, separator: str = ";") -> list[str]:
+    names = sorted({name for row in read_csv_rows(csv_path) for name in row_labels(row, separator)})
     if len(names) < 2:
         raise UserError(f"{csv_path} labels {len(names)} class(es); a classifier needs at least 2")
     return names
 
 
-def list_csv(csv_path: Path) -> DatasetSplits:
-    """Rows without a path or a label, or whose file is missing, are skipped, all named in one
-    warning; paths outside the CSV's folder (`../`, absolute) are kept and named in another. A
-    row's `split`, when the column is there, puts the image in train, val or test."""
+def list_csv(
+    csv_path: Path, separator: str = ";", classes: list[str] | None = None
+) -> DatasetSplits:
+    """Rows without a path or (in a `label` column) a label, or whose file is missing, are
+    skipped, all named in one warning; paths outside the CSV's folder (`../`, absolute) are
+    kept and named in another. A row's `split`, when the column is there, puts the image in
+    train, val or test.
+
+    A `labels` column gives multi-hot labels (float32, one column per class); a row may name
+    no class. Its classes are those found, or `classes`, when given: then a label that is not
+    among them is an error."""
     rows = read_csv_rows(csv_path)
-    class_names = csv_class_names(csv_path)
+    multi_label = csv_is_multi_label(csv_path)
+    class_names = list(classes) if multi_label and classes else csv_class_names(csv_path, separator)
     label_of = {name: label for label, name in enumerate(class_names)}
     folder = os.path.normpath(csv_path.parent)
-    by_split: dict[str, tuple[list[str], list[int]]] = {}
+    by_split: dict[str, tuple[list[str], list[list[int]]]] = {}
     skipped: dict[str, list[str]] = {reason: [] for reason in SKIP_REASONS}
-    bad_splits, outside = [], []
+    bad_splits, outside, unknown = [], [], []
     for line, row in enumerate(rows, start=2):
         path = Path(os.path.normpath(csv_path.parent / row["path"]))
+        names = row_labels(row, separator)
         reason = (
             "no path" if not row["path"]
-            else "no label" if not row["label"]
+            else "no label" if not names and not multi_label
             else "an image file that is missing" if not path.is_file()
             else None
         )  # fmt: skip
         if reason:
-            skipped[reason].append(f"{row['path'] or row['label']} (line {line})")
+            skipped[reason].append(f"{row['path'] or ','.join(names)} (line {line})")
             continue
         split = row.get("split") or "train"
         if split not in SPLIT_NAMES:
             bad_splits.append(f"line {line}: {split!r}")
             continue
+        unknown += [f"line {line}: {name!r}" for name in names if name not in label_of]
         if not path.is_relative_to(folder):
             outside.append(f"{row['path']} (line {line})")
         paths, labels = by_split.setdefault(split, ([], []))
         paths.append(str(path))
-        labels.append(label_of[row["label"]])
+        labels.append([label_of[name] for name in names if name in label_of])
     if bad_splits:
         raise UserError(
             f"{csv_path}: the split column must say train, val or test; {list_names(bad_splits)}"
+        )
+    if unknown:
+        raise UserError(
+            f"{csv_path} has labels that are not among data.classes={class_names}: "
+            f"{list_names(unknown)}. Add them to data.classes, or correct the CSV."
         )
     warn_skipped_rows(csv_path, skipped)
     if outside:
@@ -158,7 +208,8 @@ def list_csv(csv_path: Path) -> DatasetSplits:
         )
     if "train" not in by_split:
         raise UserError(f"{csv_path} lists no training image that exists (0 of {len(rows)} rows)")
-    splits = {split: as_files(*by_split[split]) for split in SPLIT_NAMES if split in by_split}
+    as_labelled = partial(as_multi_hot_files, classes=len(class_names)) if multi_label else as_files
+    splits = {split: as_labelled(*by_split[split]) for split in SPLIT_NAMES if split in by_split}
     return DatasetSplits(class_names=class_names, **splits)
 
 

@@ -61,13 +61,21 @@ def ensure_available(name: str, data_dir: Path, download: bool) -> None:
         raise missing(name, dataset, data_dir, "the download did not produce the expected files")
 
 
-def load(name: str, data_dir: Path, csv_path: Path | None = None) -> DatasetSplits:
+def load(
+    name: str,
+    data_dir: Path,
+    csv_path: Path | None = None,
+    label_separator: str = ";",
+    classes: list[str] | None = None,
+) -> DatasetSplits:
+    """The dataset, read or listed. A CSV's labels are split by `label_separator`; `classes`,
+    when given, are a multi-label CSV's classes, in that order."""
     if name == IMAGE_FOLDER:
         return image_listing.list_folder(data_dir)
     if name == IMAGE_CSV:
         if csv_path is None:
             raise UserError("data=image_csv needs data.csv_path=<labels.csv>")
-        return image_listing.list_csv(csv_path)
+        return image_listing.list_csv(csv_path, label_separator, classes)
     dataset = builtin_dataset(name)
     folder = dataset.find(data_dir)
     if folder is None:

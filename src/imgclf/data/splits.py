@@ -9,10 +9,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from imgclf.data.iterative_stratification import iterative_stratification
 from imgclf.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# How many of the pairs of classes seen together most often the run logs.
+CO_OCCURRING_PAIRS_LOGGED = 10
 # Past this ratio of the largest class to the smallest, the run warns and names the remedies.
 IMBALANCE_WARNING_RATIO = 3.0
 
@@ -22,7 +25,7 @@ class LabelledImages:
     """Decoded images in memory: the built-in datasets, and image files with `cache=ram`."""
 
     images: torch.Tensor  # uint8, (N, C, H, W)
-    labels: torch.Tensor  # int64, (N,)
+    labels: torch.Tensor  # int64 class indices (N,), or float32 multi-hot (N, classes)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -38,7 +41,7 @@ class LabelledFiles:
     each string's reference count."""
 
     paths: np.ndarray  # str, (N,)
-    labels: torch.Tensor  # int64, (N,)
+    labels: torch.Tensor  # as LabelledImages.labels
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -67,8 +70,15 @@ class DatasetSplits:
         }
 
 
+def is_multi_label(labels: torch.Tensor) -> bool:
+    """Whether labels are multi-hot rows (any number of classes an image) or class indices."""
+    return labels.ndim == 2
+
+
 def select_classes(splits: DatasetSplits, classes: Sequence[str], source: str) -> DatasetSplits:
-    """Only the images of `classes`, relabelled 0..len(classes)-1 in the order given."""
+    """Only the images of `classes`, relabelled 0..len(classes)-1 in the order given. Multi-hot
+    labels keep every image, with only those classes' columns: an image of none of them is
+    an example of what none of them looks like."""
     unknown = [name for name in classes if name not in splits.class_names]
     if unknown:
         raise UserError(
@@ -84,6 +94,9 @@ def select_classes(splits: DatasetSplits, classes: Sequence[str], source: str) -
         new_label[splits.class_names.index(name)] = label
 
     def keep(data: Labelled) -> Labelled:
+        if is_multi_label(data.labels):
+            columns = [splits.class_names.index(name) for name in classes]
+            return replace(data, labels=data.labels[:, columns])
         kept = torch.nonzero(new_label[data.labels] >= 0).flatten()
         subset = data.subset(kept)
         return replace(subset, labels=new_label[subset.labels])
@@ -109,7 +122,11 @@ def stratified_split(
 ) -> dict[str, torch.Tensor]:
     """Indices for each split named in `ratios`, plus "train" for the rest, taken class by
     class (the same fraction of every class), by a seeded permutation so every run gets the
-    same split. Every class keeps at least one training image."""
+    same split. Every class keeps at least one training image. Multi-hot labels are split by
+    iterative stratification, which keeps each label's share as near as it can."""
+    if is_multi_label(labels):
+        indices = iterative_stratification(labels, ratios, seed)
+        return {**indices, "train": indices["train"].sort().values}
     generator = torch.Generator().manual_seed(seed)
     classes = labels.unique()
     members = []
@@ -138,10 +155,42 @@ def stratified_split(
 
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Images of each class (multi-hot labels: images that hold it)."""
+    if is_multi_label(labels):
+        return (labels.cpu() >= 0.5).sum(dim=0)
     return torch.bincount(labels.cpu(), minlength=num_classes)
 
 
-def report_class_counts(counts: torch.Tensor, class_names: list[str]) -> None:
+def co_occurrence(labels: torch.Tensor) -> torch.Tensor:
+    """Of multi-hot labels (N, C): (C, C) counts of the images holding both classes; the
+    diagonal is each class's count."""
+    present = (labels.cpu() >= 0.5).to(torch.int64)
+    return present.T @ present
+
+
+def report_co_occurrence(labels: torch.Tensor, class_names: list[str]) -> None:
+    """Log how many labels the training images hold, and the pairs of classes seen together
+    most often."""
+    present = labels.cpu() >= 0.5
+    per_image = torch.bincount(present.sum(dim=1))
+    log.info(
+        "training images by their number of labels: %s",
+        ", ".join(f"{count} {int(images):,}" for count, images in enumerate(per_image) if images),
+    )
+    pairs = co_occurrence(labels).triu(diagonal=1)
+    counts, order = pairs.flatten().sort(descending=True)
+    listed = [
+        f"{class_names[int(i) // len(class_names)]}+{class_names[int(i) % len(class_names)]} "
+        f"{int(count):,}"
+        for count, i in zip(counts[:CO_OCCURRING_PAIRS_LOGGED], order, strict=False)
+        if count > 0
+    ]
+    log.info("classes seen together most often: %s", ", ".join(listed) or "none")
+
+
+def report_class_counts(
+    counts: torch.Tensor, class_names: list[str], multi_label: bool = False
+) -> None:
     """Log the training images per class; warn when the largest class has more than 3x the
     images of the smallest, naming both and what to do about it."""
     listing = ", ".join(
@@ -150,13 +199,19 @@ def report_class_counts(counts: torch.Tensor, class_names: list[str]) -> None:
     log.info("training images per class: %s", listing)
     largest, smallest = int(counts.argmax()), int(counts.argmin())
     if counts[largest] > IMBALANCE_WARNING_RATIO * max(int(counts[smallest]), 1):
+        remedies = (
+            "Consider model.class_weights=auto (positives weighed by their rarity in the loss) "
+            "and judge the run by val/map or val/f1_macro"
+            if multi_label
+            else "Consider model.class_weights=auto (a weighted loss) or data.sampler=balanced, "
+            "and judge the run by val/f1_macro or val/acc_balanced"
+        )
         log.warning(
-            "the classes are imbalanced: %s has %d training images, %s only %d (%.1fx). "
-            "Consider model.class_weights=auto (a weighted loss) or data.sampler=balanced, "
-            "and judge the run by val/f1_macro or val/acc_balanced",
+            "the classes are imbalanced: %s has %d training images, %s only %d (%.1fx). %s",
             class_names[largest],
             counts[largest],
             class_names[smallest],
             counts[smallest],
             counts[largest] / max(int(counts[smallest]), 1),
+            remedies,
         )

@@ -2,7 +2,36 @@
 what counts as a right answer. The LightningModule, the callbacks and predict ask the task,
 and never branch on which it is."""
 
+from imgclf.errors import UserError
+from imgclf.tasks.multi_label import TUNED, MultiLabel
 from imgclf.tasks.single_label import SingleLabel
 from imgclf.tasks.task import StageMetrics, Task
 
-__all__ = ["SingleLabel", "StageMetrics", "Task"]
+TASK_NAMES = (SingleLabel.name, MultiLabel.name)
+
+
+def make_task(name: str, num_classes: int, threshold: float | str = 0.5) -> Task:
+    """The task called `name`; `threshold` is a multi-label model's (a number, or `tuned`)."""
+    if name == SingleLabel.name:
+        return SingleLabel()
+    if name == MultiLabel.name:
+        return MultiLabel(num_classes, threshold)
+    raise UserError(f"model.task={name} is not a task: use one of {', '.join(TASK_NAMES)}")
+
+
+def headline_score(name: str) -> str:
+    """The score that judges a run of the task called `name` (`acc`, `map`)."""
+    tasks = {SingleLabel.name: SingleLabel, MultiLabel.name: MultiLabel}
+    return tasks[name].headline_score if name in tasks else SingleLabel.headline_score
+
+
+__all__ = [
+    "TASK_NAMES",
+    "TUNED",
+    "MultiLabel",
+    "SingleLabel",
+    "StageMetrics",
+    "Task",
+    "headline_score",
+    "make_task",
+]

@@ -9,11 +9,17 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from imgclf.data.balance import inverse_frequency_weights
 from imgclf.tasks.task import Stage, StageMetrics
 
 
-class SingleLabel:
+class SingleLabel(nn.Module):
     """Cross-entropy on logits, softmax probabilities, the likeliest class as the answer."""
+
+    name = "single_label"
+    headline_score = "acc"
+    # Airbench's rule: the views' logits are averaged.
+    view_average = "logits"
 
     # Balanced accuracy is the mean of per-class recall.
     tracked_scores = ("acc", "f1_macro", "acc_balanced")
@@ -21,6 +27,12 @@ class SingleLabel:
 
     def loss(self, class_weights: torch.Tensor | None, label_smoothing: float) -> nn.Module:
         return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
+
+    def auto_class_weights(self, class_counts: torch.Tensor, images: int) -> torch.Tensor:
+        return inverse_frequency_weights(class_counts)
+
+    def tune(self, val_metrics: StageMetrics) -> None:
+        """Nothing to tune: the answer is the likeliest class."""
 
     def metrics(self, stage: Stage, num_classes: int) -> StageMetrics:
         # Accuracy without torchmetrics' checks of each batch (labels in range): they read
@@ -32,14 +44,21 @@ class SingleLabel:
             scores["acc_balanced"] = MulticlassAccuracy(num_classes, average="macro")
         # Counts of (true, predicted) pairs, for the confusion-matrix and report views;
         # torchmetrics sums them across DDP ranks when they are computed.
-        confusion = MulticlassConfusionMatrix(num_classes) if stage != "train" else None
-        return StageMetrics(MetricCollection(scores, compute_groups=False), confusion)
+        views = {"confusion": MulticlassConfusionMatrix(num_classes)} if stage != "train" else {}
+        return StageMetrics(MetricCollection(scores, compute_groups=False), prediction_views=views)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=1)
 
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=1)
+
+    def answer(self, probabilities: torch.Tensor, class_names: list[str]) -> dict[str, object]:
+        confidence, label = probabilities.max(dim=0)
+        return {"predicted": class_names[int(label)], "confidence": round(float(confidence), 4)}
+
+    def metadata(self) -> dict[str, str]:
+        return {"task": self.name, "decision": "the class of the highest probability"}
 
     def labels(self, targets: torch.Tensor) -> torch.Tensor:
         # A mixed image's label is the class with the larger share.
@@ -51,5 +70,31 @@ class SingleLabel:
     def correct(self, predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return predictions == labels
 
+    def explained(
+        self, predictions: torch.Tensor, probabilities: torch.Tensor, most: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.arange(len(predictions), device=predictions.device), predictions
+
+    mistake_kinds = {"misclassified": "Misclassified test images, most confident first"}
+
+    def mistakes(
+        self, probabilities: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        wrong = ~self.correct(predictions, labels)
+        return {"misclassified": torch.where(wrong, self.confidences(probabilities), 0.0)}
+
     def ranked(self, probabilities: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         return probabilities.topk(min(count, probabilities.shape[1]), dim=1)
+
+    def label_names(self, target: torch.Tensor, class_names: list[str]) -> str:
+        return class_names[int(self.labels(target[None])[0])]
+
+    def describe(
+        self, target: torch.Tensor, prediction: torch.Tensor, probabilities: torch.Tensor,
+        class_names: list[str],
+    ) -> str:  # fmt: skip
+        confidence = float(probabilities[int(prediction)])
+        return (
+            f"true: {class_names[int(target)]}\npred: {class_names[int(prediction)]} "
+            f"({confidence:.0%})"
+        )
