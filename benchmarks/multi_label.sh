@@ -27,7 +27,8 @@ WEIGHTS=$OUT/resnet18_cifar10.safetensors
   model.name=resnet18 data=cifar10 trainer.max_epochs=6 seed=0 test=false callbacks=minimal \
   "hydra.run.dir=$OUT/resnet18_cifar10"
 if [ ! -f "$WEIGHTS" ]; then
-  "$PYTHON" - "$(best_checkpoint "$OUT/resnet18_cifar10")" "$WEIGHTS" <<'EOF'
+  # The best epoch's checkpoint (the only epoch_*.ckpt kept).
+  "$PYTHON" - "$OUT"/resnet18_cifar10/checkpoints/epoch_*.ckpt "$WEIGHTS" <<'EOF'
 import sys
 
 import safetensors.torch
@@ -35,7 +36,12 @@ import torch
 
 state = torch.load(sys.argv[1], weights_only=True)["state_dict"]
 prefix = "classifier.net."
-net = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+# channels_last weights are strided: safetensors stores contiguous tensors.
+net = {
+    key[len(prefix) :]: value.contiguous()
+    for key, value in state.items()
+    if key.startswith(prefix)
+}
 safetensors.torch.save_file(net, sys.argv[2])
 EOF
 fi

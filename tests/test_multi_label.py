@@ -12,13 +12,12 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from imgclf.data.image_files_datamodule import ImageFilesDataModule
 from imgclf.module import load_checkpoint
 from imgclf.tasks import MultiLabel
 
-from cli import exported, run_script, run_train
+from cli import exported, run_script, run_train, stopped_run
 
 # Three images, two classes; thresholds 0.5 and 0.3 predict [[1, 0], [0, 1], [1, 0]].
 PROBABILITIES = torch.tensor([[0.9, 0.2], [0.4, 0.35], [0.6, 0.1]])
@@ -232,22 +231,64 @@ def test_a_multi_label_checkpoint_is_refused_by_a_single_label_eval(
     assert not (tmp_path / "eval" / "metrics.json").exists()
 
 
-def test_an_optuna_sweep_maximises_the_validation_map(mosaics: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", ["ram", "none"])  # the two data paths
+def test_ddp_counts_every_test_image_once(cache: str, mosaics: Path, tmp_path: Path) -> None:
+    rows = csv_rows(mosaics)
+    train = [row for row in rows if row["split"] == "train"][:41]
+    test = [row for row in rows if row["split"] == "test"][:13]  # shares that do not divide by 2
+    labels = write_csv(
+        tmp_path / "labels.csv", ["path", "labels", "split"],
+        [[str(mosaics / row["path"]), row["labels"], row["split"]] for row in train + test],
+    )  # fmt: skip
     result = run_train(
-        "hparams_search=optuna", "hydra.sweeper.n_trials=2", "model=vgg_cnn", "data=image_csv",
-        f"data.csv_path={mosaics / 'labels.csv'}", "trainer.max_epochs=1", "callbacks=minimal",
-        f"hydra.sweep.dir={tmp_path}",
+        "trainer=ddp_cpu", "data=image_csv", f"data.csv_path={labels}", f"data.cache={cache}",
+        "data.num_workers=0", "data.batch_size=8", "trainer.max_epochs=1",
+        "callbacks.gradcam=null", f"hydra.run.dir={tmp_path / 'run'}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    with (tmp_path / "summary.csv").open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    assert len(rows) == 2 and {row["status"] for row in rows} == {"completed"}
-    assert "val/acc_best" not in rows[0]
-    best = max(float(row["val/map_best"]) for row in rows)
-    assert float(rows[0]["val/map_best"]) == best  # best first
-    for row in rows:
-        metrics = json.loads((tmp_path / row["job"] / "metrics.json").read_text())
-        assert float(row["val/map_best"]) == pytest.approx(metrics["val/map_best"])
-        assert Path(metrics["best_checkpoint"]).name.startswith("epoch_")
-    results = OmegaConf.load(tmp_path / "optimization_results.yaml")
-    assert results.best_value == pytest.approx(best, abs=1e-6)
+    run_dir = tmp_path / "run"
+    confusion = json.loads((run_dir / "figures" / "confusion_matrix.json").read_text())
+    matrices = np.array(confusion["per_class_rows_true_columns_predicted"])
+    assert matrices.sum(axis=(1, 2)).tolist() == [len(test)] * len(confusion["class_names"])
+    support = {
+        name: sum(name in row["labels"].split(";") for row in test)
+        for name in confusion["class_names"]
+    }
+    report = json.loads((run_dir / "classification_report.json").read_text())
+    assert {name: row["support"] for name, row in report["classes"].items()} == support
+
+
+def test_eval_of_a_multi_label_checkpoint_tests_it_as_training_did(
+    multi_label_run: tuple, mosaics: Path, tmp_path: Path
+) -> None:
+    metrics = multi_label_run[1]
+    result = run_script(
+        "scripts/eval.py", f"ckpt_path={metrics['best_checkpoint']}", "data=image_csv",
+        f"data.csv_path={mosaics / 'labels.csv'}", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("test/map", "test/f1_micro", "test/subset_acc"):
+        assert evaluated[name] == pytest.approx(metrics[name], abs=1e-4), name
+    assert (tmp_path / "figures" / "precision_recall.png").is_file()
+
+
+def test_a_stopped_multi_label_run_resumes_with_its_tuned_thresholds(
+    mosaics: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    stopped = stopped_run(
+        "fit", "SIGTERM", "data=image_csv", f"data.csv_path={mosaics / 'labels.csv'}",
+        "model=simple_cnn", "model.threshold=tuned", "data.batch_size=32",
+        "trainer.max_epochs=2", "callbacks=minimal", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    first_epoch = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    tuned = first_epoch["state_dict"]["task.thresholds"]
+    assert not torch.equal(tuned, torch.full_like(tuned, 0.5))
+    resumed = run_train(f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and "test/map" in metrics
+    best = torch.load(metrics["best_checkpoint"], weights_only=True)
+    assert best["hyper_parameters"]["threshold"] == "tuned"

@@ -41,6 +41,16 @@ def uninterrupted(uninterrupted_dir: Path) -> dict:
     return json.loads((uninterrupted_dir / "metrics.json").read_text())
 
 
+def test_a_run_counts_its_seconds_once(tmp_path: Path) -> None:
+    """Testing the best checkpoint restores the record saved with it, seconds and all: they
+    must not be added to the seconds this process has already counted."""
+    started = time.monotonic()
+    result = run_train(*SHORT_RUN, f"hydra.run.dir={tmp_path}", data_dir=require_real_data("MNIST"))
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 0 < json.loads((tmp_path / "metrics.json").read_text())["seconds"] < wall
+
+
 def resume(run_dir: Path) -> subprocess.CompletedProcess:
     return run_train(f"resume={run_dir}", data_dir=require_real_data("MNIST"))
 

@@ -35,9 +35,13 @@ def build_image_grid_figure(
         return figure
     columns = min(columns, count)
     rows = math.ceil(count / columns)
+    # Room for the longest caption: two lines fit the default height, each further line (a
+    # multi-label answer's label set) adds its own.
+    extra_lines = max(max(title.count("\n") + 1 for title in titles) - 2, 0)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(1.7 * columns, 2.05 * rows + 0.5), squeeze=False
-    )
+        rows, columns, figsize=(1.7 * columns, (2.05 + 0.14 * extra_lines) * rows + 0.5),
+        squeeze=False,
+    )  # fmt: skip
     pixels = as_displayable(images)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 class RunRecord(Callback):
@@ -34,5 +35,10 @@ class RunRecord(Callback):
         return {"seconds": self.seconds(), "metrics": self.metrics()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Only a resumed fit continues the run of an earlier process. The test of the best
+        # checkpoint restores it too, and its seconds, counted by this process already,
+        # would count twice.
+        if self.trainer is not None and self.trainer.state.fn != TrainerFn.FITTING:
+            return
         self.seconds_before = float(state_dict["seconds"])
         self.logged = dict(state_dict["metrics"])
