@@ -128,7 +128,10 @@ def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
 
 def csv_is_multi_label(csv_path: Path) -> bool:
     """Whether the CSV labels images with a `labels` column (any number of classes each)."""
-    rows = read_csv_rows(csv_path)
+    return is_multi_label_rows(read_csv_rows(csv_path))
+
+
+def is_multi_label_rows(rows: list[dict[str, str]]) -> bool:
     return bool(rows) and LABELS_COLUMN in rows[0]
 
 
@@ -140,7 +143,11 @@ def row_labels(row: dict[str, str], separator: str) -> list[str]:
 
 
 def csv_class_names(csv_path: Path, separator: str = ";") -> list[str]:
-    names = sorted({name for row in read_csv_rows(csv_path) for name in row_labels(row, separator)})
+    return class_names_of(read_csv_rows(csv_path), separator, csv_path)
+
+
+def class_names_of(rows: list[dict[str, str]], separator: str, csv_path: Path) -> list[str]:
+    names = sorted({name for row in rows for name in row_labels(row, separator)})
     if len(names) < 2:
         raise UserError(f"{csv_path} labels {len(names)} class(es); a classifier needs at least 2")
     return names
@@ -158,8 +165,11 @@ def list_csv(
     no class. Its classes are those found, or `classes`, when given: then a label that is not
     among them is an error."""
     rows = read_csv_rows(csv_path)
-    multi_label = csv_is_multi_label(csv_path)
-    class_names = list(classes) if multi_label and classes else csv_class_names(csv_path, separator)
+    # The CSV is read once: the kind of labels and the classes come from its rows.
+    multi_label = is_multi_label_rows(rows)
+    class_names = (
+        list(classes) if multi_label and classes else class_names_of(rows, separator, csv_path)
+    )
     label_of = {name: label for label, name in enumerate(class_names)}
     folder = os.path.normpath(csv_path.parent)
     by_split: dict[str, tuple[list[str], list[list[int]]]] = {}

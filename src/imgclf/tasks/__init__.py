@@ -7,7 +7,8 @@ from imgclf.tasks.multi_label import TUNED, MultiLabel
 from imgclf.tasks.single_label import SingleLabel
 from imgclf.tasks.task import StageMetrics, Task
 
-TASK_NAMES = (SingleLabel.name, MultiLabel.name)
+TASKS = {SingleLabel.name: SingleLabel, MultiLabel.name: MultiLabel}
+TASK_NAMES = tuple(TASKS)
 
 
 def make_task(name: str, num_classes: int, threshold: float | str = 0.5) -> Task:
@@ -21,8 +22,7 @@ def make_task(name: str, num_classes: int, threshold: float | str = 0.5) -> Task
 
 def headline_score(name: str) -> str:
     """The score that judges a run of the task called `name` (`acc`, `map`)."""
-    tasks = {SingleLabel.name: SingleLabel, MultiLabel.name: MultiLabel}
-    return tasks[name].headline_score if name in tasks else SingleLabel.headline_score
+    return TASKS.get(name, SingleLabel).headline_score
 
 
 __all__ = [

@@ -106,16 +106,15 @@ class MultiLabel(nn.Module):
                 num_classes, thresholds=CANDIDATE_THRESHOLDS, validate_args=False
             )
         }
-        if stage == "test":
+        # (classes, 2, 2) counts: per class, [[TN, FP], [FN, TP]].
+        views = {"confusion": MultilabelConfusionMatrix(num_classes)}
+        if stage == "test":  # what only the test's views draw
             curves["average_precision"] = MultilabelAveragePrecision(num_classes, average=None)
+            views["co_occurrence"] = CoOccurrence(num_classes)
         return StageMetrics(
             MetricCollection(scores, compute_groups=False),
             MetricCollection(ranking, compute_groups=False),
-            # (classes, 2, 2) counts: per class, [[TN, FP], [FN, TP]].
-            {
-                "confusion": MultilabelConfusionMatrix(num_classes),
-                "co_occurrence": CoOccurrence(num_classes),
-            },
+            views,
             curves,
         )
 
