@@ -17,8 +17,8 @@ def test_benchmark_times_both_paths_and_ends_with_the_ratio(
     fixture_data_dir: Path, tmp_path: Path
 ) -> None:
     result = run_script(
-        "benchmarks/benchmark.py", "model=simple_cnn", "data.batch_size=16", "data.download=false",
-        "benchmark.warmup_steps=1", "benchmark.steps=4", "benchmark.rounds=3",
+        "benchmarks/benchmark.py", "model=simple_cnn", "data.batch_size=8", "data.download=false",
+        "benchmark.warmup_steps=1", "benchmark.steps=8", "benchmark.rounds=5",
         f"hydra.run.dir={tmp_path}", data_dir=fixture_data_dir,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -27,7 +27,9 @@ def test_benchmark_times_both_paths_and_ends_with_the_ratio(
     ratio = float(lines[-1].rsplit(" ", 1)[1])
     # Same work on both paths. Eight runs of this command, two at a time on 2 cores (Intel
     # Xeon): 0.96 to 1.07, single rounds 0.91 to 1.12; a Trainer path twice as slow is 2.
-    assert 0.67 < ratio < 1.5
+    # Five short rounds, so that a burst of the other test worker's load landing on one path
+    # of one round is outvoted by the median.
+    assert 0.67 < ratio < 1.5, lines[-2]
     assert any(re.match(r"plain PyTorch loop: [\d,]+ images/s", line) for line in lines)
     assert any(re.match(r"data pipeline share of a plain step: [\d.]+%", line) for line in lines)
     assert any(
