@@ -53,9 +53,7 @@ def empty_tile(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 256, (TILE, TILE, 3), dtype=np.uint8)
 
 
-def mosaic_layouts(
-    count: int, pool_size: int, rng: np.random.Generator
-) -> list[list[int | None]]:
+def mosaic_layouts(count: int, pool_size: int, rng: np.random.Generator) -> list[list[int | None]]:
     """For each mosaic, the pool image in each tile (None: empty): 1 to 4 images, as many
     mosaics of each count, each image drawn without replacement from the pool while it lasts."""
     shown = np.resize(np.arange(1, GRID * GRID + 1), count)

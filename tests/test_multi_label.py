@@ -12,12 +12,14 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from imgclf.data.image_files_datamodule import ImageFilesDataModule
 from imgclf.module import load_checkpoint
 from imgclf.tasks import MultiLabel
 
 from cli import exported, run_script, run_train, stopped_run
+from configs import composed_model
 
 # Three images, two classes; thresholds 0.5 and 0.3 predict [[1, 0], [0, 1], [1, 0]].
 PROBABILITIES = torch.tensor([[0.9, 0.2], [0.4, 0.35], [0.6, 0.1]])
@@ -180,6 +182,29 @@ def test_predict_and_export_answer_with_the_tuned_thresholds(
     metadata = session.get_modelmeta().custom_metadata_map
     assert metadata["task"] == "multi_label"
     assert json.loads(metadata["thresholds"]) == pytest.approx(thresholds.tolist(), abs=1e-4)
+    output = exported(checkpoint, tmp_path / "model.pt", tmp_path / "export_ts", "torchscript")
+    extra_files = {"task.txt": "", "thresholds.txt": ""}
+    torch.jit.load(str(output), _extra_files=extra_files)
+    assert extra_files["task.txt"] == b"multi_label"
+    assert json.loads(extra_files["thresholds.txt"]) == pytest.approx(thresholds.tolist(), abs=1e-4)
+
+
+def test_init_from_a_multi_label_checkpoint_starts_from_its_network_not_its_thresholds(
+    multi_label_run: tuple, mosaics: Path, tmp_path: Path
+) -> None:
+    checkpoint = multi_label_run[1]["best_checkpoint"]
+    trained = torch.load(checkpoint, weights_only=True)["state_dict"]
+    model = composed_model(
+        ["data=image_csv", f"data.csv_path={mosaics / 'labels.csv'}", "model=simple_cnn",
+         "model.threshold=tuned", f"model.init_from={checkpoint}"], tmp_path,
+    )  # fmt: skip
+    assert isinstance(model.task, MultiLabel)
+    started = model.state_dict()
+    for key, value in trained.items():
+        if key.startswith("classifier."):  # the network, head included, and normalisation
+            assert torch.equal(started[key], value), key
+    # This run tunes its own thresholds on its own validation images.
+    assert model.task.thresholds.tolist() == [0.5] * len(model.class_names)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -292,3 +317,26 @@ def test_a_stopped_multi_label_run_resumes_with_its_tuned_thresholds(
     assert metrics["epochs"] == 2 and "test/map" in metrics
     best = torch.load(metrics["best_checkpoint"], weights_only=True)
     assert best["hyper_parameters"]["threshold"] == "tuned"
+
+
+def test_an_optuna_sweep_maximises_the_validation_map(mosaics: Path, tmp_path: Path) -> None:
+    # Each job reads the CSV the command line names: the sweeper composes the config before
+    # the overrides, and what it resolved then must not stay.
+    result = run_train(
+        "hparams_search=optuna", "hydra.sweeper.n_trials=2", "model=vgg_cnn", "data=image_csv",
+        f"data.csv_path={mosaics / 'labels.csv'}", "trainer.max_epochs=1", "callbacks=minimal",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (tmp_path / "summary.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"completed"}
+    assert "val/acc_best" not in rows[0]
+    best = max(float(row["val/map_best"]) for row in rows)
+    assert float(rows[0]["val/map_best"]) == best  # best first
+    for row in rows:
+        metrics = json.loads((tmp_path / row["job"] / "metrics.json").read_text())
+        assert float(row["val/map_best"]) == pytest.approx(metrics["val/map_best"])
+        assert Path(metrics["best_checkpoint"]).name.startswith("epoch_")
+    results = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(best, abs=1e-6)

@@ -191,8 +191,9 @@ def test_a_hostile_or_truncated_file_is_refused_without_pytorchs_advice(
     assert not marker.exists()
 
 
-# imgclf's own network, and a timm one (MobileNetV3: hard-swish, squeeze-excitation).
-EXPORTED_RUNS = ["cifar_run", "timm_run"]
+# imgclf's own network, a timm one (MobileNetV3: hard-swish, squeeze-excitation), and a
+# multi-label one (sigmoid probabilities out).
+EXPORTED_RUNS = ["cifar_run", "timm_run", "multi_label_run"]
 
 
 def exported_vs_model(run_dir: Path, tmp_path: Path, model_format: str) -> tuple:
@@ -210,7 +211,7 @@ def exported_vs_model(run_dir: Path, tmp_path: Path, model_format: str) -> tuple
     assert f"input 'images': float32 (N, 3, {size}, {size})" in result.stdout
     images = torch.rand(5, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = model.classifier.evaluation_logits(images).softmax(dim=1)
+        expected = model.task.probabilities(model.classifier.evaluation_logits(images))
     return output, images, expected, model
 
 

@@ -39,11 +39,7 @@ def describe_run(run_dir: Path) -> dict | None:
         "job": run_dir.name,
         "status": state,
         "overrides": " ".join(overrides) or "(defaults)",
-        **{
-            name: outcome.get(name, math.nan)
-            for names in SCORE_COLUMNS.values()
-            for name in names
-        },
+        **{name: outcome.get(name, math.nan) for names in SCORE_COLUMNS.values() for name in names},
         "seconds": outcome.get("seconds", math.nan),
         "error": outcome.get("error", ""),
     }

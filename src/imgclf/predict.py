@@ -80,7 +80,7 @@ def write_predictions(
     path: Path, files: list[Path], probabilities: torch.Tensor, model: ImageClassifier, top_k: int
 ) -> list[dict]:
     rows, names = [], model.class_names
-    confidences, classes = model.task.ranked(probabilities, top_k)
+    confidences, classes = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     for file, image_probabilities, top_confidences, top_classes in zip(
         files, probabilities, confidences, classes, strict=True
     ):

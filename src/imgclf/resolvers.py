@@ -95,13 +95,15 @@ RESOLVERS = {
 }
 
 
-# Their value changes from one job of a sweep to the next, in one process.
-UNCACHED_RESOLVERS = {"imgclf_sweep_job"}
+# OmegaConf caches a resolver's value by the text of its arguments (`${data.csv_path}`), not
+# by their values, and Hydra resolves some keys while it merges the defaults, before the
+# command line's overrides: a cached value would keep what the config said without them (a
+# sweep's jobs took a multi-label CSV for single-label data). Only the run folder is cached,
+# like Hydra's `now`: it is created once, and every read must give that folder.
+CACHED_RESOLVERS = {"imgclf_new_run_folder"}
 
 
 def register_resolvers() -> None:
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(
-                name, resolver, use_cache=name not in UNCACHED_RESOLVERS
-            )
+            OmegaConf.register_new_resolver(name, resolver, use_cache=name in CACHED_RESOLVERS)

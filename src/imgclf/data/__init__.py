@@ -7,5 +7,9 @@ from imgclf.data.image_files_datamodule import ImageFilesDataModule
 from imgclf.data.transforms import ImageAugment
 
 __all__ = [
-    "BatchAugment", "BuiltinDataModule", "ImageAugment", "ImageDataModule", "ImageFilesDataModule",
+    "BatchAugment",
+    "BuiltinDataModule",
+    "ImageAugment",
+    "ImageDataModule",
+    "ImageFilesDataModule",
 ]

@@ -5,6 +5,8 @@ optionally inside train/, val/ and test/, or a CSV of `path,label[,split]` rows,
 import csv
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -96,7 +98,10 @@ def list_folder(root: Path) -> DatasetSplits:
     return DatasetSplits(class_names=class_names, **splits)
 
 
-def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
+@contextmanager
+def label_csv(csv_path: Path) -> Iterator[tuple[list[str], csv.DictReader]]:
+    """The CSV's columns and a reader of its rows, once its header names a path column and
+    one of label or labels."""
     if not csv_path.is_file():
         raise DataNotFoundError(
             f"label file {csv_path} does not exist. Set data.csv_path to a CSV with the columns "
@@ -120,6 +125,11 @@ def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
                 "path,labels (any number, separated by data.label_separator), and optionally "
                 "split."
             )
+        yield columns, reader
+
+
+def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
+    with label_csv(csv_path) as (_, reader):
         return [
             {key.strip(): (value or "").strip() for key, value in row.items() if key}
             for row in reader
@@ -127,8 +137,10 @@ def read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
 
 
 def csv_is_multi_label(csv_path: Path) -> bool:
-    """Whether the CSV labels images with a `labels` column (any number of classes each)."""
-    return is_multi_label_rows(read_csv_rows(csv_path))
+    """Whether the CSV labels images with a `labels` column (any number of classes each): its
+    header says, so a config can ask as often as it likes."""
+    with label_csv(csv_path) as (columns, _):
+        return LABELS_COLUMN in columns
 
 
 def is_multi_label_rows(rows: list[dict[str, str]]) -> bool:

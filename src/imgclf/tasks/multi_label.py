@@ -201,9 +201,6 @@ class MultiLabel(nn.Module):
             "spurious": score((labels == 0) & (predictions == 1)),
         }
 
-    def ranked(self, probabilities: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return probabilities.topk(min(count, probabilities.shape[1]), dim=1)
-
     def label_names(
         self,
         present: torch.Tensor,

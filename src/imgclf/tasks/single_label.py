@@ -83,9 +83,6 @@ class SingleLabel(nn.Module):
         wrong = ~self.correct(predictions, labels)
         return {"misclassified": torch.where(wrong, self.confidences(probabilities), 0.0)}
 
-    def ranked(self, probabilities: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return probabilities.topk(min(count, probabilities.shape[1]), dim=1)
-
     def label_names(self, target: torch.Tensor, class_names: list[str]) -> str:
         return class_names[int(self.labels(target[None])[0])]
 

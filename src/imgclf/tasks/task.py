@@ -151,7 +151,3 @@ class Task(Protocol):
         """Per kind of mistake, each image's score: above 0 for an image that makes one, the
         higher the worse."""
         ...
-
-    def ranked(self, probabilities: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image, the `count` likeliest classes: (probabilities, classes), likeliest first."""
-        ...
