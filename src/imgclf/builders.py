@@ -1,5 +1,6 @@
 """What the apps build from a composed config: the LightningModule, and the Trainer with the
-config's callbacks and loggers (continuing a stopped run's logs when it resumes)."""
+config's callbacks and loggers (continuing a stopped run's logs when it resumes); and how a
+trained model's data config is made to fit it."""
 
 import csv
 from pathlib import Path
@@ -11,7 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.run_record import RunRecord
 from imgclf.checkpoints import checkpoint_step
+from imgclf.data.sources import USER_DATASETS
+from imgclf.errors import UserError
+from imgclf.module import ImageClassifier
 from imgclf.precision import resolve_precision
+from imgclf.stops import StopSignals
 from imgclf.tracking import run_of_folder
 
 
@@ -62,11 +67,11 @@ def resumed_logger_options(entry: DictConfig, resume_from: str | None) -> dict:
 
 
 def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
-    """The Trainer with the config's callbacks, loggers and precision, and a RunRecord;
+    """The Trainer with the config's callbacks, loggers and precision, a RunRecord and StopSignals;
     `resume_from`: the checkpoint a stopped run continues from."""
     return instantiate(
         cfg.trainer,
-        callbacks=[*instantiate_group(cfg.get("callbacks")), RunRecord()],
+        callbacks=[*instantiate_group(cfg.get("callbacks")), RunRecord(), StopSignals()],
         logger=instantiate_group(cfg.get("logger"), resume_from) or False,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
@@ -80,3 +85,25 @@ def build_model(cfg: DictConfig) -> L.LightningModule:
     return instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, _recursive_=False
     )
+
+
+def check_fits_data(
+    model: ImageClassifier, num_classes: int, in_channels: int, image_size: int
+) -> None:
+    """A model applies only to data of its own class count and image shape."""
+    expected = (model.hparams.num_classes, model.hparams.in_channels, model.hparams.image_size)
+    if (num_classes, in_channels, image_size) != expected:
+        raise UserError(
+            f"the checkpoint's model takes {model.describe_input()}, but the data config gives "
+            f"{num_classes} classes of {in_channels}x{image_size}x{image_size} images. Evaluate "
+            "on data=<dataset> with the same classes and image shape "
+            f"(e.g. data={model.hparams.dataset})."
+        )
+
+
+def read_as_trained(cfg: DictConfig, model: ImageClassifier) -> None:
+    """Image files are read at the size, crop and channels the model was trained on."""
+    if cfg.data.dataset in USER_DATASETS:
+        size, resize = model.hparams.image_size, model.hparams.resize_size
+        cfg.data.image_size, cfg.data.in_channels = size, model.hparams.in_channels
+        cfg.data.crop_fraction = size / resize

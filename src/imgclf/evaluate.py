@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from imgclf.app import CONFIG_DIR, command_line_app
-from imgclf.builders import build_trainer
+from imgclf.builders import build_trainer, check_fits_data, read_as_trained
 from imgclf.checks import validate
 from imgclf.data.sources import IMAGE_FOLDER, USER_DATASETS
 from imgclf.errors import UserError, user_errors_reported
@@ -20,20 +20,6 @@ from imgclf.resolvers import data_task
 from imgclf.run_folder import write_metrics
 
 log = logging.getLogger(__name__)
-
-
-def check_fits_data(
-    model: ImageClassifier, num_classes: int, in_channels: int, image_size: int
-) -> None:
-    """A model applies only to data of its own class count and image shape."""
-    expected = (model.hparams.num_classes, model.hparams.in_channels, model.hparams.image_size)
-    if (num_classes, in_channels, image_size) != expected:
-        raise UserError(
-            f"the checkpoint's model takes {model.describe_input()}, but the data config gives "
-            f"{num_classes} classes of {in_channels}x{image_size}x{image_size} images. Evaluate "
-            "on data=<dataset> with the same classes and image shape "
-            f"(e.g. data={model.hparams.dataset})."
-        )
 
 
 def with_checkpoint_dataset(cfg: DictConfig, model: ImageClassifier) -> DictConfig:
@@ -52,14 +38,6 @@ def with_checkpoint_dataset(cfg: DictConfig, model: ImageClassifier) -> DictConf
         cfg.data = data
         cfg.data.classes = list(model.class_names)
     return cfg
-
-
-def read_as_trained(cfg: DictConfig, model: ImageClassifier) -> None:
-    """Image files are read at the size, crop and channels the model was trained on."""
-    if cfg.data.dataset in USER_DATASETS:
-        size, resize = model.hparams.image_size, model.hparams.resize_size
-        cfg.data.image_size, cfg.data.in_channels = size, model.hparams.in_channels
-        cfg.data.crop_fraction = size / resize
 
 
 def evaluate(cfg: DictConfig) -> dict:

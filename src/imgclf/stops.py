@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from lightning.pytorch import Callback, Trainer
+
 
 class RunStopped(BaseException):
     """Raised where the run is when a stop signal arrives. A BaseException, as
@@ -40,3 +42,27 @@ def stops_raised() -> Iterator[None]:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class StopSignals(Callback):
+    """Keeps SIGTERM raising RunStopped where the run is, in place of the handler Lightning
+    installs as its Trainer starts a stage. Under DDP Lightning's handler broadcasts from
+    inside the handler: a process that is at that moment waiting in a collective of its own
+    (a validation sync) never answers, and both wait for ever. This one sends the signal on
+    to the other processes of this machine, as Lightning's does, and broadcasts nothing:
+    each process stops where it is, and one that waits on a stopped one stops when its
+    connection closes."""
+
+    def install(self, trainer: Trainer, *_: object) -> None:
+        launcher = trainer.strategy.launcher
+
+        def stop(signal_number: int, frame: FrameType | None) -> None:
+            if launcher is not None:
+                launcher.kill(signal_number)
+            raise RunStopped(signal_number)
+
+        signal.signal(signal.SIGTERM, stop)
+
+    # The hooks that run after Lightning registers its handlers, one for each stage.
+    on_sanity_check_start = on_train_start = on_validation_start = install
+    on_test_start = on_predict_start = install
