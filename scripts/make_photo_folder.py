@@ -7,7 +7,8 @@ saved as a JPEG in a subfolder named after its class: OUTPUT/airplane/00042.jpg.
 
 With --per-class N the folder brings its own split instead: N training images of each class
 in OUTPUT/train/, --val-per-class more in OUTPUT/val/, and the official test images of those
-classes in OUTPUT/test/ (--classes keeps some classes only). Reads CIFAR-10 from
+classes in OUTPUT/test/ (all, or --test-per-class of each; --classes keeps some classes
+only). Reads CIFAR-10 from
 $IMGCLF_DATA_DIR (or --data-dir).
 """
 
@@ -30,6 +31,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--classes", help="comma-separated class names to keep (default: all)")
     parser.add_argument("--per-class", type=int, help="a train/val/test folder: N per class")
     parser.add_argument("--val-per-class", type=int, default=20)
+    parser.add_argument(
+        "--test-per-class", type=int, help="official test images of each class (default: all)"
+    )
     parser.add_argument("--min-side", type=int, default=160)
     parser.add_argument("--max-side", type=int, default=480)
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality")
@@ -100,6 +104,8 @@ def main() -> None:
         chosen, rest = per_class(train.labels, keep, arguments.per_class, rng)
         validation, _ = per_class(train.labels[rest], keep, arguments.val_per_class, rng)
         test = np.flatnonzero(np.isin(splits.test.labels.numpy(), keep))
+        if arguments.test_per_class is not None:
+            test, _ = per_class(splits.test.labels, keep, arguments.test_per_class, rng)
         parts = {
             "train": (train, chosen),
             "val": (train, rest[validation]),

@@ -216,10 +216,11 @@ def cache_splits(
         if mode == "ram":
             # Indexing copies: only when a file was dropped, so memory peaks at one copy.
             cached[split] = LabelledImages(
-                images if readable.all() else images[readable], kept.labels
+                images if readable.all() else images[readable], kept.labels, kept.ids
             )
         elif mode == "disk":
-            cached[split] = LabelledFiles(entries[readable.numpy()].astype(np.str_), kept.labels)
+            entry_paths = entries[readable.numpy()].astype(np.str_)
+            cached[split] = LabelledFiles(entry_paths, kept.labels, kept.ids)
         else:
             cached[split] = kept
     warn_unreadable(unreadable)

@@ -3,6 +3,7 @@ counts and describes it, and serves uint8 batches (augmented, in memory, after t
 to the device); the model normalises. `BuiltinDataModule` reads the built-in datasets,
 `ImageFilesDataModule` the user's image files."""
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from imgclf.data.amend import amended
 from imgclf.data.augment import BatchAugment
 from imgclf.data.description import DataDescription
 from imgclf.data.loader import InMemoryBatches
@@ -58,6 +60,8 @@ class ImageDataModule(LightningDataModule):
         split_seed: int = 0,
         classes: list[str] | None = None,
         sampler: str | None = None,
+        exclude: str | list[str] | None = None,
+        relabel: str | None = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -77,6 +81,11 @@ class ImageDataModule(LightningDataModule):
         self.classes = [str(name) for name in classes] if classes else None
         # `data.sampler`, checked with the other user-set values (`checks.py`).
         self.sampler = sampler
+        # Images to leave out, and to give another class (`amend.py`).
+        self.exclude = (
+            list(exclude) if exclude is not None and not isinstance(exclude, str) else exclude
+        )
+        self.relabel = relabel
         self.listing: DatasetSplits | None = None
         self.splits: dict[str, Labelled] = {}
         self.class_names: list[str] = []
@@ -117,7 +126,7 @@ class ImageDataModule(LightningDataModule):
         loaded = self.listed()
         self.check_matches_config(loaded)
         self.class_names = loaded.class_names
-        splits = self.split(loaded)
+        splits = amended(self.split(loaded), self.class_names, self.exclude, self.relabel)
         # The splits are copies: the whole dataset need not stay in memory beside them.
         self.listing = None
         self.check_every_class_has_images(splits["train"])
@@ -132,6 +141,13 @@ class ImageDataModule(LightningDataModule):
             ", ".join(f"{split} {len(data):,}" for split, data in self.splits.items()),
             self.class_names,
         )
+
+    def with_splits(self, splits: dict[str, Labelled]) -> "ImageDataModule":
+        """This data module serving other splits of the same images (after `setup`): the
+        audit's fold models train on part of the training split."""
+        other = copy.copy(self)
+        other.splits = dict(splits)
+        return other
 
     def listed(self) -> DatasetSplits:
         """The dataset with `data.classes` kept; read once, so that `prepare_data` and
@@ -226,7 +242,7 @@ class ImageDataModule(LightningDataModule):
         data = self.splits[split]
         if data.labels.device != device:
             data = self.splits[split] = LabelledImages(
-                data.images.to(device), data.labels.to(device)
+                data.images.to(device), data.labels.to(device), data.ids
             )
         return data
 

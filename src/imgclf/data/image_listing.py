@@ -63,7 +63,8 @@ def image_files_in(folder: Path) -> list[Path]:
 def as_files(paths: list[str], labels: list[int] | list[list[int]]) -> LabelledFiles:
     """Files of one class each (a CSV row's classes: a list holding one)."""
     indices = [label[0] if isinstance(label, list) else label for label in labels]
-    return LabelledFiles(np.array(paths, dtype=np.str_), torch.tensor(indices, dtype=torch.int64))
+    listed = np.array(paths, dtype=np.str_)
+    return LabelledFiles(listed, torch.tensor(indices, dtype=torch.int64), ids=listed)
 
 
 def as_multi_hot_files(paths: list[str], labels: list[list[int]], classes: int) -> LabelledFiles:
@@ -71,7 +72,8 @@ def as_multi_hot_files(paths: list[str], labels: list[list[int]], classes: int) 
     multi_hot = torch.zeros(len(labels), classes)
     for row, present in enumerate(labels):
         multi_hot[row, present] = 1.0
-    return LabelledFiles(np.array(paths, dtype=np.str_), multi_hot)
+    listed = np.array(paths, dtype=np.str_)
+    return LabelledFiles(listed, multi_hot, ids=listed)
 
 
 def list_folder(root: Path) -> DatasetSplits:

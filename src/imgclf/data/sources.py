@@ -9,7 +9,7 @@ from torchvision.datasets import MNIST, FashionMNIST
 
 from imgclf.data import cifar10, image_listing
 from imgclf.data.idx import IdxDataset
-from imgclf.data.splits import DatasetSplits
+from imgclf.data.splits import DatasetSplits, named_by_split
 from imgclf.errors import DataNotFoundError, UserError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def load(
     folder = dataset.find(data_dir)
     if folder is None:
         raise missing(name, dataset, data_dir, "it was not downloaded (prepare_data did not run)")
-    return dataset.read(folder)
+    return named_by_split(dataset.read(folder))
 
 
 def missing(name: str, dataset: BuiltinDataset, data_dir: Path, reason: str) -> DataNotFoundError:

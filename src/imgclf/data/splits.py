@@ -26,12 +26,16 @@ class LabelledImages:
 
     images: torch.Tensor  # uint8, (N, C, H, W)
     labels: torch.Tensor  # int64 class indices (N,), or float32 multi-hot (N, classes)
+    # What names each image to the user: its file's path, or for a built-in dataset
+    # "<file's split>/<index>" ("train/123": the 124th image of the training file). Exclude
+    # and relabel lists and the audit name images so.
+    ids: np.ndarray | None = None  # str, (N,)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: torch.Tensor) -> "LabelledImages":
-        return LabelledImages(self.images[indices], self.labels[indices])
+        return LabelledImages(self.images[indices], self.labels[indices], ids_subset(self, indices))
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,23 @@ class LabelledFiles:
 
     paths: np.ndarray  # str, (N,)
     labels: torch.Tensor  # as LabelledImages.labels
+    # As LabelledImages.ids: the listed paths, also once `paths` are disk-cache entries.
+    ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: torch.Tensor) -> "LabelledFiles":
-        return LabelledFiles(self.paths[indices.numpy()], self.labels[indices])
+        return LabelledFiles(
+            self.paths[indices.numpy()], self.labels[indices], ids_subset(self, indices)
+        )
 
 
 Labelled = LabelledImages | LabelledFiles
+
+
+def ids_subset(data: Labelled, indices: torch.Tensor) -> np.ndarray | None:
+    return None if data.ids is None else data.ids[indices.cpu().numpy()]
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,15 @@ class DatasetSplits:
             for split, data in (("train", self.train), ("val", self.val), ("test", self.test))
             if data is not None
         }
+
+
+def named_by_split(splits: DatasetSplits) -> DatasetSplits:
+    """A built-in dataset's images named "<split>/<index>" in the files they were read from."""
+    named = {
+        split: replace(data, ids=np.char.add(f"{split}/", np.arange(len(data)).astype(np.str_)))
+        for split, data in splits.present().items()
+    }
+    return DatasetSplits(class_names=splits.class_names, **named)
 
 
 def is_multi_label(labels: torch.Tensor) -> bool:
