@@ -8,6 +8,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -110,6 +111,10 @@ def test_the_report_counts_what_issues_csv_lists(planted_audit: Path) -> None:
     for kind in ("label_issue", "leakage", "outlier"):
         by_split = [counts[(kind, split)] for split in ("train", "val", "test")]
         assert f"| {kind} | {' | '.join(map(str, by_split))} | {sum(by_split)} |" in report
+    # What the findings came from, loadable without pickle: no code runs on loading it.
+    saved = np.load(planted_audit / "predictions.npz")
+    assert saved["probabilities"].shape == (len(saved["ids"]), 3)
+    assert saved["neighbour_indices"].shape == saved["neighbour_distances"].shape
     relabel = read_rows(planted_audit / "relabel.csv")
     assert [row["image"] for row in relabel] == [
         row["image"] for row in issues if row["type"] == "label_issue"

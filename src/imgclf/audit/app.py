@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgclf.app import CONFIG_DIR, command_line_app
-from imgclf.audit.findings import FINDING_TYPES, all_findings
+from imgclf.audit.findings import FINDING_TYPES, all_findings, nearest_neighbours
 from imgclf.audit.out_of_sample import cross_validated, from_checkpoint
 from imgclf.audit.report import write_report
 from imgclf.builders import check_fits_data, read_as_trained
@@ -50,8 +50,9 @@ def audit(cfg: DictConfig) -> dict[str, int]:
         images = cross_validated(cfg, datamodule)
     seconds["predictions and embeddings"] = time.perf_counter() - step
     step = time.perf_counter()
+    neighbours = nearest_neighbours(images.embeddings, cfg.audit.neighbours)
     findings = all_findings(
-        images, cfg.audit.neighbours, cfg.audit.near_duplicate_radius, cfg.audit.outlier_fence
+        images, neighbours, cfg.audit.near_duplicate_radius, cfg.audit.outlier_fence
     )
     seconds["finding issues"] = time.perf_counter() - step
     seconds["all"] = time.perf_counter() - started
@@ -66,8 +67,8 @@ def audit(cfg: DictConfig) -> dict[str, int]:
     }
     output_dir = Path(cfg.paths.output_dir)
     files = write_report(
-        output_dir, datamodule, images, findings, settings, seconds, cfg.audit.grid_size,
-        cfg.audit.cleaned_csv,
+        output_dir, datamodule, images, neighbours, findings, settings, seconds,
+        cfg.audit.grid_size, cfg.audit.cleaned_csv,
     )  # fmt: skip
     counts = {kind: sum(finding.type == kind for finding in findings) for kind in FINDING_TYPES}
     log.info(

@@ -141,10 +141,12 @@ def outliers(neighbours: Neighbours, fence: float) -> list[Finding]:
 
 
 def all_findings(
-    images: AuditedImages, neighbour_count: int, near_duplicate_radius: float, outlier_fence: float
+    images: AuditedImages,
+    neighbours: Neighbours,
+    near_duplicate_radius: float,
+    outlier_fence: float,
 ) -> list[Finding]:
     """Every finding, by type (FINDING_TYPES' order), the surest first within each."""
-    neighbours = nearest_neighbours(images.embeddings, neighbour_count)
     findings = [
         *label_issues(images),
         *exact_duplicates(images),

@@ -9,11 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-from imgclf.audit.findings import FINDING_TYPES, LABEL_ISSUE, OUTLIER, Finding
+from imgclf.audit.findings import FINDING_TYPES, LABEL_ISSUE, OUTLIER, Finding, Neighbours
 from imgclf.audit.out_of_sample import AuditedImages
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import figure_path, save_figure
@@ -201,6 +202,7 @@ def write_report(
     output_dir: Path,
     datamodule: ImageDataModule,
     images: AuditedImages,
+    neighbours: Neighbours,
     findings: list[Finding],
     settings: dict[str, object],
     seconds: dict[str, float],
@@ -211,7 +213,15 @@ def write_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = issue_rows(images, findings)
     write_csv(output_dir / "issues.csv", ISSUE_COLUMNS, rows)
-    files = ["issues.csv"]
+    # What the findings were made from, for a look of one's own (numpy.load).
+    np.savez_compressed(
+        output_dir / "predictions.npz",
+        ids=images.ids, splits=images.splits, labels=images.labels,
+        probabilities=images.probabilities, out_of_sample=images.out_of_sample,
+        class_names=np.array(images.class_names), neighbour_indices=neighbours.indices,
+        neighbour_distances=neighbours.distances,
+    )  # fmt: skip
+    files = ["issues.csv", "predictions.npz"]
     suggestions = [
         {IMAGE_COLUMN: row[IMAGE_COLUMN], LABEL_COLUMN: row["suggested_label"]}
         for row in rows
