@@ -66,6 +66,19 @@ def real_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def unplanted_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real CIFAR-10 photos of three classes (airplane, frog, truck; 200 training, 30
+    validation and 100 test images of each, 40 to 80 pixels a side) in train/, val/ and
+    test/ class folders: the audit's, before problems are planted in a copy."""
+    return made_folder(
+        "scripts/make_photo_folder.py", tmp_path_factory.mktemp("unplanted") / "photos",
+        "--per-class", "200", "--val-per-class", "30", "--test-per-class", "100",
+        "--classes", "airplane,frog,truck", "--min-side", "40", "--max-side", "80",
+        data_dir=require_real_data("cifar-10-batches-bin"),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def cifar_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """Two epochs of deep_cnn on the CIFAR-10 fixture (100 train, 20 test images)."""
     return finished_run(

@@ -5,6 +5,7 @@ input."""
 
 import csv
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from imgclf.data.builtin_datamodule import BuiltinDataModule
 from imgclf.data.image_files_datamodule import ImageFilesDataModule
 
-from cli import made_folder, run_script, run_train
+from cli import run_script, run_train
+from configs import require_real_data
+from dataset_files import write_split_folder_csv
 
 # Photos of three classes a small CNN tells apart within seconds, read at 32 px.
 AUDIT = ["data.image_size=32", "audit.epochs=12", "audit.grid_size=16"]
@@ -28,24 +31,15 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real CIFAR-10 photos (airplane, frog, truck; 200 training, 30 validation and 100 test
-    images of each) with problems planted by scripts/plant_problems.py, and a labels.csv of
-    them all with their folders' splits."""
-    folder = made_folder(
-        "scripts/make_photo_folder.py", tmp_path_factory.mktemp("planted") / "photos",
-        "--per-class", "200", "--val-per-class", "30", "--test-per-class", "100",
-        "--classes", "airplane,frog,truck", "--min-side", "40", "--max-side", "80",
-        data_dir=None,
-    )  # fmt: skip
-    result = run_script("scripts/plant_problems.py", str(folder))
+def planted(unplanted_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The audit's photos with problems planted by scripts/plant_problems.py, and a
+    labels.csv of them all with their folders' splits."""
+    folder = shutil.copytree(unplanted_photos, tmp_path_factory.mktemp("planted") / "photos")
+    result = run_script(
+        "scripts/plant_problems.py", str(folder), data_dir=require_real_data("MNIST")
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    with (folder / "labels.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["path", "label", "split"])
-        for image in sorted(folder.glob("*/*/*")):
-            split, label = image.parent.parent.name, image.parent.name
-            writer.writerow([image.relative_to(folder).as_posix(), label, split])
+    write_split_folder_csv(folder)
     return folder
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from cli import REPO, environment, stopped_run
 from configs import require_real_data
-from dataset_files import write_image_csv
+from dataset_files import write_image_csv, write_split_folder_csv
 
 # The documents whose commands are tested, relative to the repository: the README and every
 # page of the docs site.
@@ -47,6 +47,8 @@ EXTRA_LIMITS = {
     "tune=lr_find": ("tune.lr_find.num_training=30", "trainer.limit_train_batches=30"),
     "scripts/eval.py": ("trainer.limit_test_batches=2",),
     "hparams_search=optuna": ("callbacks=minimal",),
+    # Each fold model a few steps; the audit still predicts every image.
+    "scripts/audit.py": ("audit.epochs=1", "trainer.limit_train_batches=2"),
 }
 # What a command that needs the internet must say without it.
 FETCH_FAILED = "could not fetch the pretrained weights of"
@@ -134,8 +136,9 @@ def write_weights(library: str, name: str, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def checkout(
-    real_photos: Path, mosaics: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Checkout:
+    real_photos: Path, mosaics: Path, unplanted_photos: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Checkout:  # fmt: skip
     root = tmp_path_factory.mktemp("checkout")
     checkout_files = ("train.py", "conf", "scripts", "benchmarks", "src", "tests", "Makefile")
     for name in (*checkout_files, "pyproject.toml"):
@@ -151,6 +154,20 @@ def checkout(
             shutil.copy(photo, photos / f"{photo.parent.name}_{photo.name}")
     # The multi-label page's mosaics, in place for the commands that train on them.
     shutil.copytree(mosaics, root / "mosaics")
+    # The audit page's photos: with problems planted and listed in labels.csv, and without
+    # them for the command that plants them.
+    shutil.copytree(unplanted_photos, root / "unplanted")
+    shutil.copytree(unplanted_photos, root / "planted")
+    planting = run_here(
+        Checkout(root, home, {}), [sys.executable, "scripts/plant_problems.py", "planted"]
+    )
+    assert planting.returncode == 0, planting.stderr[-3000:]
+    write_split_folder_csv(root / "planted")
+    # An audit's lists of MNIST images, for the commands that act on one.
+    audit = root / "outputs" / "audit" / "mnist"
+    audit.mkdir(parents=True)
+    (audit / "issues.csv").write_text("image,split,type\ntrain/59915,train,label_issue\n")
+    (audit / "relabel.csv").write_text("image,label\ntrain/59915,7\n")
     (home / "weights").mkdir()
     write_weights("timm", "convnext_nano", home / "weights" / "convnext_nano.safetensors")
     write_weights("timm", "resnet18", root / "resnet18.safetensors")
@@ -184,6 +201,10 @@ def checkout(
         "outputs/runs/<run>": "outputs/runs/stopped",
         # The mosaics' maker writes a folder of its own, not the one the others read.
         "make_multilabel_folder.py mosaics": "make_multilabel_folder.py made_mosaics",
+        # So do the photos' maker and the planter, for the audit's commands.
+        "make_photo_folder.py planted": "make_photo_folder.py made_planted",
+        "plant_problems.py planted": "plant_problems.py unplanted",
+        "outputs/audit/<audit>": "outputs/audit/mnist",
         "<imgclf checkpoint>": best,
         "<checkpoint>": best,
     }
