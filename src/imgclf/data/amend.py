@@ -117,11 +117,11 @@ def amended(
         check_all_found(set(new_labels), every_name, key, example)
         changed = 0
         for split, data in splits.items():
+            listed = np.flatnonzero(np.isin(data.ids, list(new_labels)))
+            new = torch.tensor([new_labels[name] for name in data.ids[listed].tolist()])
             labels = data.labels.clone()
-            for index, name in enumerate(data.ids.tolist()):
-                if name in new_labels:
-                    changed += int(labels[index] != new_labels[name])
-                    labels[index] = new_labels[name]
+            changed += int((labels[listed] != new.to(labels)).sum())
+            labels[listed] = new.to(labels)
             splits[split] = replace(data, labels=labels)
         log.info("%s: %d image(s) given another class", key, changed)
     return splits

@@ -82,9 +82,7 @@ class ImageDataModule(LightningDataModule):
         # `data.sampler`, checked with the other user-set values (`checks.py`).
         self.sampler = sampler
         # Images to leave out, and to give another class (`amend.py`).
-        self.exclude = (
-            list(exclude) if exclude is not None and not isinstance(exclude, str) else exclude
-        )
+        self.exclude = exclude
         self.relabel = relabel
         self.listing: DatasetSplits | None = None
         self.splits: dict[str, Labelled] = {}
