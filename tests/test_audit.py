@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from imgclf.data.builtin_datamodule import BuiltinDataModule
@@ -20,6 +21,7 @@ from imgclf.data.image_files_datamodule import ImageFilesDataModule
 from cli import run_script, run_train
 from configs import require_real_data
 from dataset_files import write_split_folder_csv
+from weights import random_weights
 
 # Photos of three classes a small CNN tells apart within seconds, read at 32 px.
 AUDIT = ["data.image_size=32", "audit.epochs=12", "audit.grid_size=16"]
@@ -204,6 +206,81 @@ def test_an_exclude_list_naming_missing_images_stops_the_run(
     assert result.returncode == 2, result.stderr[-3000:]
     assert "data.exclude names 2 image(s) that the data does not have" in result.stderr
     assert "train/99999" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def planted_checkpoint(planted: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained on the planted photos' training folder, as a user's run leaves it."""
+    run = tmp_path_factory.mktemp("planted_run")
+    result = run_train(
+        "data=image_folder", f"data.data_dir={planted}", "data.image_size=32",
+        "trainer.max_epochs=8", "callbacks=minimal", f"hydra.run.dir={run}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run / "checkpoints" / "last.ckpt"
+
+
+def audited_with(planted: Path, output: Path, *overrides: str) -> Path:
+    result = run_script(
+        "scripts/audit.py", "data=image_folder", f"data.data_dir={planted}", "data.image_size=32",
+        *overrides, f"hydra.run.dir={output}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def test_a_checkpoint_audits_the_splits_it_did_not_train_on(
+    planted: Path, planted_checkpoint: Path, tmp_path: Path
+) -> None:
+    audit = audited_with(planted, tmp_path, f"ckpt_path={planted_checkpoint}")
+    report = (audit / "audit.md").read_text()
+    assert "train in-sample, val out-of-sample, test out-of-sample" in report
+    saved = np.load(audit / "predictions.npz")
+    assert (saved["out_of_sample"] == (saved["splits"] != "train")).all()
+    issues = read_rows(audit / "issues.csv")
+    # The model learnt its training images' labels, wrong ones too: only the others are judged.
+    assert {row["split"] for row in issues if row["type"] == "label_issue"} <= {"val", "test"}
+    # Every exact copy of a training image in the test folder is found in its embeddings.
+    leaked = {row["image"] for row in issues if row["type"] == "leakage"}
+    exact = [r["path"] for r in read_rows(planted / "planted.csv") if r["kind"] == "exact_copy"]
+    assert exact and set(exact) <= leaked
+
+
+def test_a_pretrained_backbone_gives_the_embeddings(
+    planted: Path, planted_checkpoint: Path, tmp_path: Path
+) -> None:
+    weights = tmp_path / "resnet18.safetensors"
+    save_file(random_weights("timm", "resnet18"), weights)
+    own = audited_with(planted, tmp_path / "own", f"ckpt_path={planted_checkpoint}")
+    backbone = audited_with(
+        planted, tmp_path / "backbone", f"ckpt_path={planted_checkpoint}",
+        "audit.backbone.name=resnet18", f"audit.backbone.weights={weights}",
+    )  # fmt: skip
+    assert "| embeddings | pretrained timm resnet18 |" in (backbone / "audit.md").read_text()
+    # The same predictions, other neighbours.
+    own_saved, backbone_saved = (
+        np.load(own / "predictions.npz"),
+        np.load(backbone / "predictions.npz"),
+    )
+    assert np.array_equal(own_saved["probabilities"], backbone_saved["probabilities"])
+    assert not np.array_equal(own_saved["neighbour_indices"], backbone_saved["neighbour_indices"])
+    exact = [r["path"] for r in read_rows(planted / "planted.csv") if r["kind"] == "exact_copy"]
+    leaked = {r["image"] for r in read_rows(backbone / "issues.csv") if r["type"] == "leakage"}
+    assert set(exact) <= leaked
+
+
+def test_missing_backbone_weights_are_named(
+    planted: Path, planted_checkpoint: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "resnet18.safetensors"
+    result = run_script(
+        "scripts/audit.py", "data=image_folder", f"data.data_dir={planted}", "data.image_size=32",
+        f"ckpt_path={planted_checkpoint}", "audit.backbone.name=resnet18",
+        f"audit.backbone.weights={missing}", f"hydra.run.dir={tmp_path / 'audit'}",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"audit.backbone.weights={missing}: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

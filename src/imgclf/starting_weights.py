@@ -12,9 +12,12 @@ from imgclf.models.pretrained import load_pretrained, load_weights
 log = logging.getLogger(__name__)
 
 
-def start_from_pretrained(classifier: Classifier, pretrained: bool | str) -> None:
-    """The weights (`load_pretrained`) and the statistics they were trained with."""
-    expected = load_pretrained(classifier.net, pretrained)
+def start_from_pretrained(
+    classifier: Classifier, pretrained: bool | str, key: str = "model.pretrained"
+) -> None:
+    """The weights (`load_pretrained`; `key` names them in its messages) and the statistics
+    they were trained with."""
+    expected = load_pretrained(classifier.net, pretrained, key)
     classifier.normalisation.set(expected.mean, expected.std)
 
 

@@ -4,6 +4,7 @@ audit folder (outputs/audit/<date>_<time>/)."""
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -12,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgclf.app import CONFIG_DIR, command_line_app
+from imgclf.audit.backbone import backbone_embeddings, pretrained_backbone
 from imgclf.audit.findings import FINDING_TYPES, all_findings, nearest_neighbours
 from imgclf.audit.out_of_sample import cross_validated, from_checkpoint
 from imgclf.audit.report import write_report
@@ -44,10 +46,13 @@ def audit(cfg: DictConfig) -> dict[str, int]:
         )
     seconds = {"reading the data": time.perf_counter() - started}
     step = time.perf_counter()
+    backbone = pretrained_backbone(cfg) if cfg.audit.backbone.name else None
     if cfg.get("ckpt_path"):
         images = from_checkpoint(cfg, datamodule)
     else:
         images = cross_validated(cfg, datamodule)
+    if backbone is not None:
+        images = replace(images, embeddings=backbone_embeddings(backbone, cfg, datamodule))
     seconds["predictions and embeddings"] = time.perf_counter() - step
     step = time.perf_counter()
     neighbours = nearest_neighbours(images.embeddings, cfg.audit.neighbours)
@@ -61,6 +66,11 @@ def audit(cfg: DictConfig) -> dict[str, int]:
         "model": cfg.model.net._target_,
         "folds": "-" if cfg.get("ckpt_path") else cfg.audit.folds,
         "epochs a fold model": "-" if cfg.get("ckpt_path") else cfg.trainer.max_epochs,
+        "embeddings": (
+            f"pretrained {cfg.audit.backbone.library} {cfg.audit.backbone.name}"
+            if cfg.audit.backbone.name
+            else "the models' pooled features"
+        ),
         "neighbours": cfg.audit.neighbours,
         "near-duplicate radius (x median nearest distance)": cfg.audit.near_duplicate_radius,
         "outlier fence (interquartile ranges)": cfg.audit.outlier_fence,

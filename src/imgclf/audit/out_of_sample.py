@@ -15,11 +15,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgclf.audit.folds import check_fold_count, fold_of_each_image
-from imgclf.audit.outputs import ModelOutputs, content_hashes, model_outputs
+from imgclf.audit.outputs import ModelOutputs, classifier_outputs, content_hashes
 from imgclf.builders import build_model, instantiate_group
+from imgclf.classifier import Classifier
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError
-from imgclf.module import ImageClassifier, load_checkpoint
+from imgclf.module import load_checkpoint
 from imgclf.precision import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,14 @@ def trainer_for_audit(cfg: DictConfig) -> L.Trainer:
 
 
 def predicted_outputs(
-    model: ImageClassifier, trainer: L.Trainer, datamodule: ImageDataModule
+    classifier: Classifier, trainer: L.Trainer, datamodule: ImageDataModule
 ) -> dict[str, ModelOutputs]:
-    """The model's outputs for every split, on the trainer's device and in its precision."""
+    """The classifier's outputs for every split, on the trainer's device and in its
+    precision."""
     mirrored = bool(getattr(datamodule.augment, "horizontal_flip", False))
     return {
-        split: model_outputs(
-            model,
+        split: classifier_outputs(
+            classifier,
             datamodule,
             split,
             trainer.strategy.root_device,
@@ -98,12 +100,13 @@ def cross_validated(cfg: DictConfig, datamodule: ImageDataModule) -> AuditedImag
         trainer = trainer_for_audit(cfg)
         trained_on = torch.nonzero(fold != k).flatten()
         trainer.fit(model, datamodule=datamodule.with_splits({"train": train.subset(trained_on)}))
-        for split, outputs in predicted_outputs(model, trainer, datamodule).items():
+        for split, outputs in predicted_outputs(model.classifier, trainer, datamodule).items():
+            predicted = model.task.probabilities(outputs.logits)
             if split == "train":
                 held_out = fold == k
-                probabilities[split][held_out] = outputs.probabilities[held_out]
+                probabilities[split][held_out] = predicted[held_out]
             else:
-                probabilities[split] += outputs.probabilities / folds
+                probabilities[split] += predicted / folds
             embeddings[split].append(outputs.embeddings)
         log.info(
             "fold %d/%d: trained on %s images and predicted %s in %.0f s",
@@ -141,7 +144,7 @@ def from_checkpoint(cfg: DictConfig, datamodule: ImageDataModule) -> AuditedImag
             "(data=..., data.classes=[...]), or leave ckpt_path out to train fold models"
         )
     trainer = trainer_for_audit(cfg)
-    outputs = predicted_outputs(model, trainer, datamodule)
+    outputs = predicted_outputs(model.classifier, trainer, datamodule)
     trained_here = model.hparams.get("dataset") == datamodule.dataset
     out_of_sample = {
         split: torch.full((len(data),), not (trained_here and split == "train"))
@@ -157,7 +160,7 @@ def from_checkpoint(cfg: DictConfig, datamodule: ImageDataModule) -> AuditedImag
     )
     return audited(
         datamodule,
-        {split: output.probabilities for split, output in outputs.items()},
+        {split: model.task.probabilities(output.logits) for split, output in outputs.items()},
         {split: output.embeddings for split, output in outputs.items()},
         out_of_sample,
         predicted_by,

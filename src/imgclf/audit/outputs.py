@@ -1,5 +1,5 @@
-"""What a model says of a split's images: each image's class probabilities and its
-embedding, the pooled features its head classifies."""
+"""What a classifier says of a split's images: each image's logits and its embedding, the
+pooled features its head classifies."""
 
 import contextlib
 import hashlib
@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from imgclf.classifier import Classifier
 from imgclf.data.datamodule import ImageDataModule
 from imgclf.errors import UserError
-from imgclf.module import ImageClassifier
 
 # Images a batch: in memory a slice, from files a decode by the loader's workers.
 BATCH_SIZE = 1024
@@ -20,7 +20,7 @@ BATCH_SIZE = 1024
 
 @dataclass(frozen=True)
 class ModelOutputs:
-    probabilities: torch.Tensor  # float32 (N, classes)
+    logits: torch.Tensor  # float32 (N, classes)
     embeddings: torch.Tensor  # float32 (N, features), unit length
 
 
@@ -63,31 +63,30 @@ def content_hashes(datamodule: ImageDataModule, split: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def model_outputs(
-    model: ImageClassifier,
+def classifier_outputs(
+    classifier: Classifier,
     datamodule: ImageDataModule,
     split: str,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     mirrored: bool = False,
 ) -> ModelOutputs:
-    """One pass of the model over the split, with no test-time views. `mirrored`: the model
-    trained on mirrored images too, so an image and its mirror are the same to it; the
+    """One pass of the classifier over the split, with no test-time views. `mirrored`: the
+    model trained on mirrored images too, so an image and its mirror are the same to it; the
     embedding then averages both, and a mirrored copy is found as a duplicate."""
-    classifier = model.classifier.to(device).eval()
+    classifier = classifier.to(device).eval()
     head_inputs = HeadInputs(classifier.net)
-    probabilities, embeddings = [], []
+    logits, embeddings = [], []
     try:
         for pixels in split_batches(datamodule, split):
             pixels = pixels.to(device)
             with autocast():
-                logits = classifier.evaluation_logits(pixels, views=False)
+                logits.append(classifier.evaluation_logits(pixels, views=False).float().cpu())
                 features = head_inputs.features
                 if mirrored:
                     classifier.evaluation_logits(pixels.flip(3), views=False)
                     features = features + head_inputs.features
-            probabilities.append(model.task.probabilities(logits).float().cpu())
             embeddings.append(nn.functional.normalize(features, dim=1).cpu())
     finally:
         head_inputs.close()
-    return ModelOutputs(torch.cat(probabilities), torch.cat(embeddings))
+    return ModelOutputs(torch.cat(logits), torch.cat(embeddings))

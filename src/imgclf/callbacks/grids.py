@@ -40,7 +40,7 @@ def build_image_grid_figure(
     extra_lines = max(max(title.count("\n") + 1 for title in titles) - 2, 0)
     figure, axes = plt.subplots(
         rows, columns, figsize=(1.7 * columns, (2.05 + 0.14 * extra_lines) * rows + 0.5),
-        squeeze=False,
+        squeeze=False, layout="constrained",
     )  # fmt: skip
     pixels = as_displayable(images)
     for index, axis in enumerate(axes.flat):
@@ -52,6 +52,7 @@ def build_image_grid_figure(
             axis.imshow(overlays[index], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         colour = title_colours[index] if title_colours else "black"
         axis.set_title(titles[index], fontsize=7.5, color=colour)
+    # Constrained layout keeps the title clear of the first row's captions, which
+    # tight_layout let it overlap in grids of many rows.
     figure.suptitle(suptitle, fontsize=11)
-    figure.tight_layout()
     return figure

@@ -187,25 +187,30 @@ def library_of(net_target: str | None) -> str | None:
     }.get(net_target or "")
 
 
-def load_pretrained(network: nn.Module, pretrained: bool | str) -> PretrainedInput:
+def load_pretrained(
+    network: nn.Module, pretrained: bool | str, key: str = "model.pretrained"
+) -> PretrainedInput:
     """Loads `pretrained` weights (true: the library's default ones, fetched and cached the
     library's way; a path: a state-dict file) into `network`, adapting the stem and leaving
-    the head new. Returns the input the weights were trained on."""
+    the head new. Returns the input the weights were trained on. `key`: the config key that
+    named them, for the messages."""
     source: Source | None = getattr(network, "pretrained_source", None)
     if source is None:
         raise UserError(
-            f"model.pretrained: {type(network).__name__} is an imgclf network without published "
+            f"{key}: {type(network).__name__} is an imgclf network without published "
             "weights. Use model=timm or model=torchvision, or start from one of your own "
             "checkpoints with model.init_from=<checkpoint>."
         )
     channels = first_input_channels(network)
     expected = pretrained_input(source.library, source.name).for_channels(channels)
     if pretrained is True:
-        fetch_pretrained(network, source, channels)
+        fetch_pretrained(network, source, channels, key)
         log.info("started from %s's pretrained %s", source.library, source.name)
     else:
         path = Path(str(pretrained)).expanduser()
-        load_weights(network, read_weights_file(path), f"{path} for {source.library} {source.name}")
+        load_weights(
+            network, read_weights_file(path, key), f"{path} for {source.library} {source.name}"
+        )
         log.info("started from the weights in %s", path)
     return expected
 
@@ -214,7 +219,7 @@ def first_input_channels(network: nn.Module) -> int:
     return network.get_submodule(first_convolution(network)).in_channels
 
 
-def fetch_pretrained(network: nn.Module, source: Source, channels: int) -> None:
+def fetch_pretrained(network: nn.Module, source: Source, channels: int, key: str) -> None:
     try:
         if source.library == "timm":
             from timm.models import load_pretrained as timm_load_pretrained
@@ -230,17 +235,15 @@ def fetch_pretrained(network: nn.Module, source: Source, channels: int) -> None:
         raise UserError(
             f"could not fetch the pretrained weights of {source.library} {source.name} "
             f"({type(error).__name__}: {error}). Without internet, download them on another "
-            "machine and pass model.pretrained=<file> (README: start from a pretrained network)."
+            f"machine and pass {key}=<file> (README: start from a pretrained network)."
         ) from error
     load_weights(network, state, f"torchvision's {weights}")
 
 
-def read_weights_file(path: Path) -> Mapping[str, torch.Tensor]:
+def read_weights_file(path: Path, key: str) -> Mapping[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch file, read without running code in it."""
     if not path.is_file():
-        raise UserError(
-            f"model.pretrained={path}: no such file. Pass a state-dict file (.safetensors, .pth)."
-        )
+        raise UserError(f"{key}={path}: no such file. Pass a state-dict file (.safetensors, .pth).")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -250,12 +253,12 @@ def read_weights_file(path: Path) -> Mapping[str, torch.Tensor]:
             weights = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise UserError(
-            f"model.pretrained={path} is not a readable weights file: {unreadable_reason(error)}"
+            f"{key}={path} is not a readable weights file: {unreadable_reason(error)}"
             ". Pass a .safetensors file or a state dict saved with torch.save."
         ) from error
     if isinstance(weights, Mapping) and "hyper_parameters" in weights:
         raise UserError(
-            f"model.pretrained={path} is a training checkpoint; to start from an imgclf "
+            f"{key}={path} is a training checkpoint; to start from an imgclf "
             "checkpoint pass model.init_from=<checkpoint> instead"
         )
     # Training scripts (timm's, torchvision's references) wrap the weights in a dict.
@@ -265,7 +268,7 @@ def read_weights_file(path: Path) -> Mapping[str, torch.Tensor]:
     if not isinstance(weights, Mapping) or not all(
         isinstance(value, torch.Tensor) for value in weights.values()
     ):
-        raise UserError(f"model.pretrained={path} does not hold a state dict of tensors")
+        raise UserError(f"{key}={path} does not hold a state dict of tensors")
     return weights
 
 
