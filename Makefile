@@ -22,7 +22,7 @@ train: setup
 # train a little, so two processes keep both cores busy where one leaves them idle in between
 # (2 cores: 9.1 min against 14.9).
 test: setup
-	OMP_NUM_THREADS=1 $(BIN)/pytest -n auto $(ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n auto --durations=30 $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests scripts benchmarks train.py

@@ -1,7 +1,7 @@
 """`python scripts/plant_problems.py FOLDER`: plant known problems in a folder of class folders
 with train/ and test/ (as `make_photo_folder.py --per-class` writes), to measure what the
 audit finds. It writes FOLDER/planted.csv: each planted image, its kind, and the image it
-came from.
+came from; and FOLDER/labels.csv: every image with its class and split (`data=image_csv`).
 
 - flipped_label: a training image moved into another class's folder;
 - exact_copy, resized_copy, jpeg_copy, mirrored_copy: a training image copied into the
@@ -93,8 +93,17 @@ def main() -> None:
         writer = csv.writer(file)
         writer.writerow(["path", "kind", "original"])
         writer.writerows((str(path), kind, str(original)) for path, kind, original in planted)
+    # Every image with its folder's class and split, for `data=image_csv`, whose
+    # `audit.cleaned_csv` writes the list without the flagged images.
+    with (arguments.folder / "labels.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label", "split"])
+        for image in sorted(arguments.folder.glob("*/*/*")):
+            split, label = image.parent.parent.name, image.parent.name
+            writer.writerow([image.relative_to(arguments.folder).as_posix(), label, split])
     print(
         f"planted {len(planted)} problems in {arguments.folder}: {arguments.folder / 'planted.csv'}"
+        f", every image listed in {arguments.folder / 'labels.csv'}"
     )
 
 

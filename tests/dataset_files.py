@@ -96,18 +96,6 @@ def write_image_folder(
     return root
 
 
-def write_split_folder_csv(folder: Path) -> Path:
-    """folder/labels.csv: every image of folder/<split>/<class>/ with its class and split,
-    paths relative to the folder."""
-    with (folder / "labels.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["path", "label", "split"])
-        for image in sorted(folder.glob("*/*/*")):
-            split, label = image.parent.parent.name, image.parent.name
-            writer.writerow([image.relative_to(folder).as_posix(), label, split])
-    return folder / "labels.csv"
-
-
 def write_image_csv(image_root: Path, csv_path: Path, val_every: int = 0) -> Path:
     """A `path,label,split` CSV of every image under `image_root`'s class folders, paths
     relative to the CSV; with `val_every`, every n-th image of a class goes to val."""

@@ -20,7 +20,6 @@ from imgclf.data.image_files_datamodule import ImageFilesDataModule
 
 from cli import run_script, run_train
 from configs import require_real_data
-from dataset_files import write_split_folder_csv
 from weights import random_weights
 
 # Photos of three classes a small CNN tells apart within seconds, read at 32 px.
@@ -41,7 +40,6 @@ def planted(unplanted_photos: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "scripts/plant_problems.py", str(folder), data_dir=require_real_data("MNIST")
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    write_split_folder_csv(folder)
     return folder
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from cli import REPO, environment, stopped_run
 from configs import require_real_data
-from dataset_files import write_image_csv, write_split_folder_csv
+from dataset_files import write_image_csv
 
 # The documents whose commands are tested, relative to the repository: the README and every
 # page of the docs site.
@@ -162,7 +162,6 @@ def checkout(
         Checkout(root, home, {}), [sys.executable, "scripts/plant_problems.py", "planted"]
     )
     assert planting.returncode == 0, planting.stderr[-3000:]
-    write_split_folder_csv(root / "planted")
     # An audit's lists of MNIST images, for the commands that act on one.
     audit = root / "outputs" / "audit" / "mnist"
     audit.mkdir(parents=True)
