@@ -61,6 +61,7 @@ def main() -> None:
         }
         for kind in FOUND_AS
     }
+    planted_paths = {row["path"] for row in planted}
     print(
         "| folds | epochs | time | flipped labels | copies | foreign images | other label issues |"
     )
@@ -77,7 +78,6 @@ def main() -> None:
                 f"/{len(kinds[kind])}"
                 for kind, types in FOUND_AS.items()
             ]
-            planted_paths = {row["path"] for row in planted}
             others = sum(
                 "label_issue" in types and path not in planted_paths
                 for path, types in found.items()
