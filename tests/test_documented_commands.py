@@ -56,7 +56,7 @@ SERVER_UNREACHABLE = "the tracking server cannot be reached"
 # The README's own "where there is internet" commands call timm and torchvision directly:
 # they fail offline with those libraries' errors.
 NEEDS_INTERNET = ("pretrained=True", "weights='DEFAULT'")
-SERVERS = (".venv/bin/tensorboard", ".venv/bin/mlflow ui")
+SERVERS = (".venv/bin/tensorboard", ".venv/bin/mlflow ui", "python scripts/demo.py")
 
 
 @dataclass(frozen=True)
@@ -258,21 +258,31 @@ def serves(url: str, process: subprocess.Popen, seconds: float = 120) -> str:
 
 def check_server(command: Documented, checkout: Checkout, arguments: list[str]) -> None:
     port = free_port()
+    demo = "scripts/demo.py" in command.text
+    if demo:  # on a free port, whichever the command shows
+        arguments = [argument for argument in arguments if not argument.startswith("demo.port=")]
+        arguments.append(f"demo.port={port}")
+    else:
+        arguments = [*arguments, "--port", str(port)]
     process = subprocess.Popen(
-        [*arguments, "--port", str(port)], cwd=checkout.root, env=checkout.env(),
+        arguments, cwd=checkout.root, env=checkout.env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         if "tensorboard" in command.text:
             runs = json.loads(serves(f"http://127.0.0.1:{port}/data/runs", process))
             assert any("stopped" in run for run in runs), runs
+        elif demo:
+            config = json.loads(serves(f"http://127.0.0.1:{port}/config", process))
+            assert config["title"].startswith("imgclf: "), config["title"]
         else:
             url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
             experiments = json.loads(serves(url, process))["experiments"]
             assert "image_folder" in {experiment["name"] for experiment in experiments}
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        stopped = process.wait(timeout=30)
+    assert stopped == 0 or not demo, "the demo did not stop cleanly on SIGTERM"
 
 
 def offline_message(text: str) -> str | None:

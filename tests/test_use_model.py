@@ -17,7 +17,7 @@ from PIL import Image
 from imgclf.data import sources
 from imgclf.module import load_checkpoint
 
-from cli import exported, run_script
+from cli import exported, free_loopback_port, run_script
 from configs import REAL_DATA_DIR, finished_run, require_real_data
 from dataset_files import write_image_folder
 
@@ -285,7 +285,12 @@ def test_a_checkpoint_from_elsewhere_is_refused_before_anything_in_it_runs(
         expected = "was written by imgclf 0.2 or earlier"
     path = tmp_path / "sent.ckpt"
     torch.save(checkpoint, path)
-    for script, *others in (("scripts/predict.py", f"inputs={path}"), ("scripts/export.py",)):
+    scripts = (
+        ("scripts/predict.py", f"inputs={path}"),
+        ("scripts/export.py",),
+        ("scripts/demo.py", f"demo.port={free_loopback_port()}"),  # refused before it serves
+    )
+    for script, *others in scripts:
         result = run_script(
             script, f"ckpt_path={path}", *others, f"hydra.run.dir={tmp_path / 'out'}"
         )

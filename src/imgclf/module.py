@@ -5,6 +5,7 @@ built from the config."""
 import copy
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # What validation_step and test_step return: the callbacks that draw predictions read it.
 StepOutput = dict[str, torch.Tensor]
 STAGES = ("train", "val", "test")
+# The checkpoint's key for the time (UTC, ISO 8601) it was saved.
+SAVED_AT = "saved_at"
 # `finetune.freeze_epochs`: train only the head for that many epochs; the backbone learns at
 # `backbone_lr_ratio` times the learning rate (1.0 and 0: plain training).
 DEFAULT_FINETUNE = {"freeze_epochs": 0, "backbone_lr_ratio": 1.0}
@@ -332,6 +335,9 @@ class ImageClassifier(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = random_states.capture()
+        # When the weights were saved, which a copied file's modification time loses: the
+        # demo's model card gives it as the date trained.
+        checkpoint[SAVED_AT] = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A run of imgclf 0.3 resumed: its weights under today's keys, before Lightning loads
@@ -371,7 +377,11 @@ def load_checkpoint(path: str | Path) -> ImageClassifier:
     """The model in eval mode on the CPU. The file is read with `weights_only` (only tensors
     and plain data), and the model is rebuilt from its hyperparameters without fetching its
     starting weights again: the checkpoint's own replace them."""
-    checkpoint = read_checkpoint(path, "ckpt_path")
+    return model_from_checkpoint(read_checkpoint(path, "ckpt_path"))
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> ImageClassifier:
+    """The model of a checkpoint's contents (`read_checkpoint`), in eval mode."""
     hyper_parameters = {**checkpoint["hyper_parameters"], "pretrained": False, "init_from": None}
     model = ImageClassifier(**hyper_parameters)
     model.load_state_dict(checkpoint["state_dict"])

@@ -1,7 +1,6 @@
 """`python scripts/predict.py ckpt_path=<checkpoint> inputs=<file, folder or glob>`: classify
 the user's own images with a trained model."""
 
-import csv
 import glob
 import logging
 import os
@@ -17,9 +16,9 @@ from rich.table import Table
 from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.callbacks.grids import build_image_grid_figure
 from imgclf.callbacks.publish import save_figure
-from imgclf.data.decode import UnreadableImageError, read_view
 from imgclf.data.image_listing import IMAGE_SUFFIXES
 from imgclf.errors import USER_ERROR_EXIT_CODE, UserError, user_errors_reported
+from imgclf.inference import predict_probabilities, read_images, write_csv
 from imgclf.module import ImageClassifier, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -45,37 +44,6 @@ def find_images(inputs: str) -> list[Path]:
     return files
 
 
-def read_images(
-    files: list[Path], model: ImageClassifier
-) -> tuple[list[Path], torch.Tensor, list[Path]]:
-    """(readable files, their pixels as uint8 (N, C, H, W) as the model sees them in
-    evaluation, unreadable files)."""
-    readable, pixels, skipped = [], [], []
-    view, channels = model.evaluation_transform(), model.hparams.in_channels
-    for path in files:
-        try:
-            pixels.append(read_view(str(path), channels, cached=False, transform=view))
-            readable.append(path)
-        except UnreadableImageError as error:  # its message starts with the path
-            log.warning("skipped %s", error)
-            skipped.append(path)
-        except OSError as error:
-            log.warning("skipped %s: %s", path, error)
-            skipped.append(path)
-    return readable, torch.stack(pixels) if pixels else torch.zeros(0), skipped
-
-
-@torch.inference_mode()
-def predict_probabilities(
-    model: ImageClassifier, pixels: torch.Tensor, batch_size: int
-) -> torch.Tensor:
-    batches = [
-        model.evaluation_probabilities(pixels[start : start + batch_size])
-        for start in range(0, len(pixels), batch_size)
-    ]
-    return torch.cat(batches)
-
-
 def write_predictions(
     path: Path, files: list[Path], probabilities: torch.Tensor, model: ImageClassifier, top_k: int
 ) -> list[dict]:
@@ -95,11 +63,7 @@ def write_predictions(
                 f"top_{top_k}": "; ".join(ranked),
             }
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path, rows)
     return rows
 
 

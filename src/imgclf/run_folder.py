@@ -88,6 +88,12 @@ def creation_problem(folder: Path) -> str | None:
     return None
 
 
+def run_folder_of(ckpt_path: str | Path) -> Path:
+    """The run folder a checkpoint belongs to, if it is still there: a run keeps its
+    checkpoints in `<run folder>/checkpoints/`."""
+    return Path(ckpt_path).expanduser().resolve().parent.parent
+
+
 def is_run_folder(folder: Path) -> bool:
     return (folder / SAVED_CONFIG).is_file()
 

@@ -10,6 +10,10 @@ from matplotlib.figure import Figure
 
 from imgclf.data.pixels import unit_range
 
+# How a heat-map is drawn over its image, here and on the demo page.
+OVERLAY_COLOURMAP = "jet"
+OVERLAY_ALPHA = 0.45
+
 
 def as_displayable(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [0, 1] or uint8 to (N, H, W, C) floats for imshow; grey stays 2-D."""
@@ -49,7 +53,9 @@ def build_image_grid_figure(
             continue
         axis.imshow(pixels[index], cmap="gray" if pixels.ndim == 3 else None, vmin=0, vmax=1)
         if overlays is not None:
-            axis.imshow(overlays[index], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axis.imshow(
+                overlays[index], cmap=OVERLAY_COLOURMAP, alpha=OVERLAY_ALPHA, vmin=0, vmax=1
+            )
         colour = title_colours[index] if title_colours else "black"
         axis.set_title(titles[index], fontsize=7.5, color=colour)
     # Constrained layout keeps the title clear of the first row's captions, which

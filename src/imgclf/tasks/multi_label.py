@@ -135,11 +135,14 @@ class MultiLabel(nn.Module):
 
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         """Multi-hot (N, classes), int64."""
-        return (logits.sigmoid() >= self.thresholds).long()
+        return self.decisions(logits.sigmoid())
+
+    def decisions(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return (probabilities >= self.thresholds.to(probabilities.device)).long()
 
     def answer(self, probabilities: torch.Tensor, class_names: list[str]) -> dict[str, object]:
         """The classes whose probability reaches their threshold, likeliest first."""
-        chosen = (probabilities >= self.thresholds.to(probabilities.device)).nonzero().flatten()
+        chosen = self.decisions(probabilities).nonzero().flatten()
         chosen = chosen[probabilities[chosen].argsort(descending=True)].tolist()
         return {
             "predicted": ";".join(class_names[i] for i in chosen),
@@ -147,6 +150,10 @@ class MultiLabel(nn.Module):
                 f"{class_names[i]} {float(probabilities[i]):.1%}" for i in chosen
             ),
         }
+
+    def margins(self, probabilities: torch.Tensor) -> torch.Tensor:
+        thresholds = self.thresholds.to(probabilities.device)
+        return (probabilities - thresholds).abs().min(dim=1).values
 
     def metadata(self) -> dict[str, str]:
         return {

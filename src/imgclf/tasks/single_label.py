@@ -53,9 +53,16 @@ class SingleLabel(nn.Module):
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=1)
 
+    def decisions(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return probabilities.argmax(dim=1)
+
     def answer(self, probabilities: torch.Tensor, class_names: list[str]) -> dict[str, object]:
         confidence, label = probabilities.max(dim=0)
         return {"predicted": class_names[int(label)], "confidence": round(float(confidence), 4)}
+
+    def margins(self, probabilities: torch.Tensor) -> torch.Tensor:
+        top_two = probabilities.topk(2, dim=1).values
+        return top_two[:, 0] - top_two[:, 1]
 
     def metadata(self) -> dict[str, str]:
         return {"task": self.name, "decision": "the class of the highest probability"}

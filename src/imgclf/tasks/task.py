@@ -115,8 +115,18 @@ class Task(Protocol):
         """The labels the model answers with."""
         ...
 
+    def decisions(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """The labels the model answers with, from its probabilities (`predictions`' of its
+        logits)."""
+        ...
+
     def answer(self, probabilities: torch.Tensor, class_names: list[str]) -> dict[str, object]:
         """One image's answer (its probabilities, (classes,)), as predict's table lists it."""
+        ...
+
+    def margins(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Per image, how far its answer is from changing: the lead of the likeliest class
+        over the next, or the distance of the closest class to its threshold."""
         ...
 
     def metadata(self) -> dict[str, str]:
