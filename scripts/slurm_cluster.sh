@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# A real one-node SLURM cluster on this machine, for the tests and to try imgclf's cluster
+# commands: `bash scripts/slurm_cluster.sh start` installs SLURM and munge from Debian's
+# packages if they are missing, writes a slurm.conf for this machine (its CPUs, one partition
+# named debug), starts munged, slurmctld and slurmd, and waits until the node is idle.
+# `bash scripts/slurm_cluster.sh stop` cancels every job and stops the daemons it started.
+#
+# Run it as root on a test machine or container: it writes /etc/slurm/slurm.conf, and
+# refuses to replace one it did not write (a real cluster's).
+set -euo pipefail
+
+STATE_DIR="${IMGCLF_SLURM_DIR:-/tmp/imgclf-slurm}"
+CONF=/etc/slurm/slurm.conf
+MARK="# written by imgclf's scripts/slurm_cluster.sh"
+
+fail() { echo "slurm_cluster.sh: $*" >&2; exit 1; }
+
+install_packages() {
+  command -v slurmctld > /dev/null && command -v munged > /dev/null && return
+  [ "$(id -u)" -eq 0 ] || fail "SLURM is not installed: run as root to install slurm-wlm and munge"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge > /dev/null
+}
+
+write_config() {
+  if [ -f "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
+    fail "$CONF exists and was not written by this script: this machine has a SLURM of its own"
+  fi
+  mkdir -p "$STATE_DIR"/{state,spool,log} /etc/slurm
+  # slurmd -C: this machine as SLURM sees it (NodeName=<host> CPUs=... RealMemory=...).
+  local node
+  node=$(slurmd -C | head -n 1)
+  cat > "$CONF" <<EOF
+$MARK
+ClusterName=imgclf
+SlurmctldHost=$(hostname -s)
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$STATE_DIR/state
+SlurmdSpoolDir=$STATE_DIR/spool
+SlurmctldPidFile=$STATE_DIR/slurmctld.pid
+SlurmdPidFile=$STATE_DIR/slurmd.pid
+SlurmctldLogFile=$STATE_DIR/log/slurmctld.log
+SlurmdLogFile=$STATE_DIR/log/slurmd.log
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+$node State=UNKNOWN
+PartitionName=debug Nodes=$(hostname -s) Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+EOF
+}
+
+start_munge() {
+  munge -n > /dev/null 2>&1 && return
+  mkdir -p /run/munge
+  chown munge:munge /run/munge 2> /dev/null || true
+  [ -f /etc/munge/munge.key ] || mungekey --create --keyfile /etc/munge/munge.key
+  munged --force
+}
+
+wait_for_idle() {
+  for _ in $(seq 120); do
+    [ "$(sinfo -h -o %t 2> /dev/null)" = "idle" ] && return
+    sleep 0.5
+  done
+  fail "the node did not become idle; see $STATE_DIR/log/"
+}
+
+start() {
+  install_packages
+  write_config
+  start_munge
+  pgrep -x slurmctld > /dev/null || slurmctld
+  pgrep -x slurmd > /dev/null || slurmd
+  wait_for_idle
+  sinfo
+}
+
+stop() {
+  scancel --user="$(id -un)" 2> /dev/null || true
+  for daemon in slurmd slurmctld; do
+    pkill -x "$daemon" 2> /dev/null || true
+  done
+  # Until they are gone: a start right after must not find them still shutting down.
+  for _ in $(seq 60); do
+    pgrep -x slurmd > /dev/null || pgrep -x slurmctld > /dev/null || return 0
+    sleep 0.5
+  done
+  fail "slurmd or slurmctld did not stop"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) fail "usage: bash scripts/slurm_cluster.sh start|stop" ;;
+esac
