@@ -3,15 +3,13 @@ file read as the model saw images in evaluation, then its probabilities over the
 views."""
 
 import csv
-import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from imgclf.data.decode import UnreadableImageError, read_view
 from imgclf.module import ImageClassifier
-
-log = logging.getLogger(__name__)
 
 
 def model_view(path: str | Path, model: ImageClassifier) -> torch.Tensor:
@@ -30,19 +28,18 @@ def model_view(path: str | Path, model: ImageClassifier) -> torch.Tensor:
 
 
 def read_images(
-    files: list[Path], model: ImageClassifier
-) -> tuple[list[Path], torch.Tensor, list[Path]]:
+    files: Sequence[str | Path], model: ImageClassifier
+) -> tuple[list, torch.Tensor, dict[str, str]]:
     """(readable files, their pixels as uint8 (N, C, H, W) as the model sees them in
-    evaluation, unreadable files)."""
-    readable, pixels, skipped = [], [], []
+    evaluation, and by path why each other file could not be read)."""
+    readable, pixels, problems = [], [], {}
     for path in files:
         try:
             pixels.append(model_view(path, model))
             readable.append(path)
-        except UnreadableImageError as error:
-            log.warning("skipped %s", error)
-            skipped.append(path)
-    return readable, torch.stack(pixels) if pixels else torch.zeros(0), skipped
+        except UnreadableImageError as error:  # its message starts with the path
+            problems[str(path)] = str(error)
+    return readable, torch.stack(pixels) if pixels else torch.zeros(0), problems
 
 
 @torch.inference_mode()

@@ -96,7 +96,10 @@ def predict(cfg: DictConfig) -> int:
     """Returns the number of skipped files."""
     files = find_images(str(cfg.inputs))
     model = load_checkpoint(cfg.ckpt_path)
-    readable, pixels, skipped = read_images(files, model)
+    readable, pixels, problems = read_images(files, model)
+    for problem in problems.values():
+        log.warning("skipped %s", problem)
+    skipped = list(problems)
     if not readable:
         raise UserError(f"none of the {len(files)} input file(s) is a readable image")
     probabilities = predict_probabilities(model, pixels, cfg.batch_size)

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 
 from imgclf.callbacks.gradcam import gradcam_heatmaps
 from imgclf.callbacks.grids import OVERLAY_ALPHA, OVERLAY_COLOURMAP
-from imgclf.data.decode import UnreadableImageError
-from imgclf.inference import model_view, predict_probabilities
+from imgclf.inference import predict_probabilities, read_images
 from imgclf.module import ImageClassifier
 
 # The shortest side the page shows an image at: a 32-pixel view is enlarged to 224 pixels.
@@ -35,21 +34,15 @@ def classify_files(
     """The answers for the readable files of (path, name) pairs, and by path a message for
     each other file, naming it by `name` (the path is a temporary copy the visitor never
     saw)."""
-    readable, views, problems = [], [], {}
-    for path, name in files:
-        try:
-            views.append(model_view(path, model))
-            readable.append((path, name))
-        except UnreadableImageError as error:
-            problems[path] = str(error).replace(str(path), name)
-    if not views:
+    names = dict(files)
+    readable, views, unreadable = read_images(list(names), model)
+    problems = {path: message.replace(path, names[path]) for path, message in unreadable.items()}
+    if not readable:
         return [], problems
-    probabilities = predict_probabilities(model, torch.stack(views))
+    probabilities = predict_probabilities(model, views)
     answers = [
-        Answer(path, name, view, image_probabilities)
-        for (path, name), view, image_probabilities in zip(
-            readable, views, probabilities, strict=True
-        )
+        Answer(path, names[path], view, image_probabilities)
+        for path, view, image_probabilities in zip(readable, views, probabilities, strict=True)
     ]
     return answers, problems
 
@@ -114,7 +107,7 @@ def gradcam_overlay(model: ImageClassifier, answer: Answer, label: int) -> np.nd
 
 def answer_summary(model: ImageClassifier, answer: Answer) -> str:
     """The answer in words (Markdown): the class and its probability, or a multi-label
-    model's label set and the thresholds it was decided by."""
+    model's label set with each label's probability."""
     decided = model.task.answer(answer.probabilities, model.class_names)
     if "confidence" in decided:
         return f"**{answer.name}**: {decided['predicted']} ({decided['confidence']:.2%})"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from imgclf.demo.answers import (
@@ -112,7 +113,7 @@ class ModelOnPage:
         with self.lock:
             return self.show(shown, index)
 
-    def explain(self, shown: Shown, index: int | None, class_name: str | None):  # noqa: ANN201
+    def explain(self, shown: Shown, index: int | None, class_name: str | None) -> np.ndarray | None:
         if not shown.answers or index is None or class_name is None:
             return None
         with self.lock:
