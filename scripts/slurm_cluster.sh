@@ -43,16 +43,24 @@ SlurmdPidFile=$STATE_DIR/slurmd.pid
 SlurmctldLogFile=$STATE_DIR/log/slurmctld.log
 SlurmdLogFile=$STATE_DIR/log/slurmd.log
 AuthType=auth/munge
+# A requeued job waits cred_expire seconds before it starts again (default 120): short here, so
+# that the tests see a preempted job come back within seconds.
+AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/backfill
+# Scheduling passes every few seconds (defaults: 60 and 30), so that a requeued job starts again
+# as soon as it may.
+SchedulerParameters=sched_interval=2,bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 $node State=UNKNOWN
-PartitionName=debug Nodes=$(hostname -s) Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+# OverSubscribe=FORCE: jobs share the CPUs, as the test suite's processes do, instead of
+# waiting for one another.
+PartitionName=debug Nodes=$(hostname -s) Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
 }
 
@@ -83,16 +91,28 @@ start() {
 }
 
 stop() {
+  # Jobs first, while slurmctld is still there to end them; a job stuck in COMPLETING must not
+  # keep the daemons alive, so the wait for them is bounded.
   scancel --user="$(id -un)" 2> /dev/null || true
+  for _ in $(seq 60); do
+    [ -z "$(squeue -h 2> /dev/null)" ] && break
+    sleep 0.5
+  done
   for daemon in slurmd slurmctld; do
     pkill -x "$daemon" 2> /dev/null || true
   done
   # Until they are gone: a start right after must not find them still shutting down.
   for _ in $(seq 60); do
-    pgrep -x slurmd > /dev/null || pgrep -x slurmctld > /dev/null || return 0
+    if ! pgrep -x slurmd > /dev/null && ! pgrep -x slurmctld > /dev/null; then
+      pkill -KILL -x slurmstepd 2> /dev/null || true
+      return 0
+    fi
     sleep 0.5
   done
-  fail "slurmd or slurmctld did not stop"
+  pkill -KILL -x slurmd 2> /dev/null || true
+  pkill -KILL -x slurmctld 2> /dev/null || true
+  pkill -KILL -x slurmstepd 2> /dev/null || true
+  echo "slurm_cluster.sh: the daemons did not stop within 30 s and were killed" >&2
 }
 
 case "${1:-}" in

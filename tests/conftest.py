@@ -56,6 +56,17 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def odd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """21 training and 7 test images (3 + 2 + 2): shares that do not divide by 2 DDP
+    processes."""
+    root = tmp_path_factory.mktemp("odd")
+    write_image_folder(root / "train", per_class=7)
+    for name, count in (("cat", 3), ("dog", 2), ("fox", 2)):
+        write_image_folder(root / "test", classes=(name,), per_class=count)
+    return root
+
+
+@pytest.fixture(scope="session")
 def real_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 real CIFAR-10 cats and dogs, as JPEG photos of 160 to 480 pixels a side."""
     return made_folder(

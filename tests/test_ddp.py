@@ -17,18 +17,7 @@ from imgclf import random_states
 from imgclf.overrides import override
 
 from cli import run_train, stopped_run
-from dataset_files import write_image_folder
 from weights import random_weights
-
-
-@pytest.fixture(scope="module")
-def odd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """21 training and 7 test images (3 + 2 + 2): shares that do not divide by 2."""
-    root = tmp_path_factory.mktemp("odd")
-    write_image_folder(root / "train", per_class=7)
-    for name, count in (("cat", 3), ("dog", 2), ("fox", 2)):
-        write_image_folder(root / "test", classes=(name,), per_class=count)
-    return root
 
 
 @pytest.mark.parametrize("cache", ["ram", "none"])  # the two data paths

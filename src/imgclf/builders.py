@@ -7,9 +7,11 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from imgclf import slurm
 from imgclf.callbacks.run_record import RunRecord
 from imgclf.checkpoints import checkpoint_step
 from imgclf.data.sources import USER_DATASETS
@@ -67,12 +69,23 @@ def resumed_logger_options(entry: DictConfig, resume_from: str | None) -> dict:
 
 
 def build_trainer(cfg: DictConfig, resume_from: str | None = None) -> L.Trainer:
-    """The Trainer with the config's callbacks, loggers and precision, a RunRecord and StopSignals;
-    `resume_from`: the checkpoint a stopped run continues from."""
+    """The Trainer with the config's callbacks, loggers and precision, a RunRecord and StopSignals
+    (and, in a SLURM job, its requeue); `resume_from`: the checkpoint a stopped run continues
+    from."""
+    in_slurm_job = slurm.in_slurm_job()
     return instantiate(
         cfg.trainer,
-        callbacks=[*instantiate_group(cfg.get("callbacks")), RunRecord(), StopSignals()],
+        callbacks=[
+            *instantiate_group(cfg.get("callbacks")),
+            RunRecord(),
+            StopSignals(),
+            *([slurm.RequeueOnWarning()] if in_slurm_job else []),
+        ],
         logger=instantiate_group(cfg.get("logger"), resume_from) or False,
+        plugins=[
+            *(instantiate(plugin) for plugin in cfg.trainer.get("plugins") or []),
+            *([SLURMEnvironment(auto_requeue=False)] if in_slurm_job else []),
+        ],
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
 

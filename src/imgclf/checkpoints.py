@@ -13,6 +13,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from imgclf.errors import UserError
 from imgclf.targets import refuse_unknown_targets, rename_old_targets
 
+# Where a run keeps its place, in its folder: a stopped or requeued run continues from it.
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a hidden temporary file beside the target, then rename it over the target:

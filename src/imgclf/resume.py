@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from imgclf.checkpoints import checkpoint_step
+from imgclf.checkpoints import LAST_CHECKPOINT, checkpoint_step
 from imgclf.errors import UserError
 from imgclf.overrides import override
 from imgclf.run_folder import METRICS_FILE, SAVED_CONFIG, is_locked, is_run_folder
@@ -57,7 +57,7 @@ def resumed_run_arguments(arguments: list[str]) -> list[str] | None:
     if is_locked(run_dir):
         raise UserError(f"resume={run_dir}: the run is still running; wait for it or stop it")
     others = [argument for argument in arguments if not argument.startswith(RESUME_PREFIX)]
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run_dir / LAST_CHECKPOINT
     check_same_length(run_dir, saved, others, last)
     if (run_dir / METRICS_FILE).is_file():  # written last: the run ended, tested
         raise UserError(

@@ -13,6 +13,7 @@ from typing import IO
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from lightning.pytorch import Trainer
 
+from imgclf import slurm
 from imgclf.errors import UserError, user_errors_reported
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ def new_run_folder(path: str) -> str:
     `now` is: every read of `hydra.run.dir` in the run gives the folder it created."""
     # Hydra resolves this before the app runs, and would wrap an error in its own report.
     with user_errors_reported():
-        return str(create_unique_folder(Path(path).expanduser()))
+        base = Path(path).expanduser()
+        if slurm.in_slurm_job():  # one folder for all the job's tasks and starts
+            return str(slurm.shared_run_folder(base, create_unique_folder))
+        return str(create_unique_folder(base))
 
 
 def create_unique_folder(base: Path) -> Path:

@@ -1,10 +1,12 @@
 """`python train.py ...`: compose the config, fit, test the best checkpoint, write metrics.json."""
 
+import json
 import logging
 import math
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -13,8 +15,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from imgclf import slurm
 from imgclf.app import CONFIG_DIR, command_line_app
 from imgclf.builders import build_model, build_trainer, run_record
+from imgclf.checkpoints import LAST_CHECKPOINT
 from imgclf.checks import check_outputs_writable, validate
 from imgclf.ddp import process_group_left_as_found, start_ddp_processes_from_saved_config
 from imgclf.errors import UserError, error_message, user_errors_reported
@@ -23,7 +27,7 @@ from imgclf.memory import keep_freed_memory
 from imgclf.models.input_size import check_image_size
 from imgclf.resolvers import register_resolvers
 from imgclf.resume import resumed_run_arguments
-from imgclf.run_folder import RunLock, record_error, write_metrics
+from imgclf.run_folder import METRICS_FILE, RunLock, record_error, write_metrics
 from imgclf.stops import RunStopped, stops_raised
 from imgclf.sweeps import in_multirun
 from imgclf.targets import rename_old_datamodule, rename_old_targets
@@ -110,6 +114,25 @@ def save_fitted_state(trainer: L.Trainer) -> None:
         trainer.save_checkpoint(checkpoint.last_model_path, weights_only=False)
 
 
+def finished_metrics(output_dir: str) -> dict | None:
+    """The metrics of a run that finished in this folder before SLURM started its job again
+    (a job requeued after its run ended, or a batch script with several runs): not run twice."""
+    path = Path(output_dir) / METRICS_FILE
+    if slurm.restart_count() == 0 or not path.is_file():
+        return None
+    log.info("the run in %s finished before SLURM started this job again", output_dir)
+    return json.loads(path.read_text())
+
+
+def continued_in_slurm(cfg: DictConfig) -> DictConfig:
+    """A requeued SLURM job continues its run from the last checkpoint it saved."""
+    last = Path(cfg.paths.output_dir) / LAST_CHECKPOINT
+    if slurm.restart_count() > 0 and not cfg.get("ckpt_path") and last.is_file():
+        log.info("SLURM started this job again: continuing from %s", last)
+        cfg.ckpt_path = str(last)
+    return cfg
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """Returns the optimised metric, so that Hydra sweepers can use it. A run that fails
@@ -127,13 +150,20 @@ def run(cfg: DictConfig) -> float | None:
         if lock:
             lock.acquire()
     try:
-        with process_group_left_as_found(), stops_raised(), user_errors_reported():
-            metrics = train(cfg)
+        with (
+            process_group_left_as_found(),
+            stops_raised(),
+            slurm.warnings_noted(),
+            user_errors_reported(),
+        ):
+            metrics = finished_metrics(output_dir) or train(continued_in_slurm(cfg))
     except RunStopped as stop:
         message = (
             f"{stop} before the run ended; continue with: python train.py "
             f"resume={shlex.quote(str(output_dir))}"
         )
+        if rank_zero and isinstance(stop, slurm.RunRequeued):
+            message = slurm.requeue(stop, resume_hint=message)
         if rank_zero:
             record_error(output_dir, message, started, status="stopped")
         log.error(message)
