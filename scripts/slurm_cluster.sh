@@ -47,7 +47,9 @@ AuthType=auth/munge
 # that the tests see a preempted job come back within seconds.
 AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+# Each task bound to its CPUs, as on real clusters: PyTorch sizes its thread pool to them. Unbound
+# (task/none), two 1-CPU jobs each ran 2 threads on the 2 cores and took 10 times as long.
+TaskPlugin=task/affinity
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/backfill
@@ -58,8 +60,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 $node State=UNKNOWN
-# OverSubscribe=FORCE: jobs share the CPUs, as the test suite's processes do, instead of
-# waiting for one another.
+# OverSubscribe=FORCE: once every CPU is taken, jobs share them (as the test suite's processes
+# do) instead of waiting for one another.
 PartitionName=debug Nodes=$(hostname -s) Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
 }

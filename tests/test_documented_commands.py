@@ -8,6 +8,7 @@ A command added to a document is tested without a line here; one this file canno
 until it is taught how."""
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from cli import REPO, environment, stopped_run
+from cluster import require_slurm_cluster
 from configs import require_real_data
 from dataset_files import write_image_csv
 
@@ -109,7 +111,9 @@ class Checkout:
     placeholders: dict[str, str]
 
     def env(self) -> dict[str, str]:
-        return environment(require_real_data("MNIST"), HOME=str(self.home))
+        """The user's, with imgclf's virtual environment active (a SLURM job runs `python`)."""
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        return environment(require_real_data("MNIST"), HOME=str(self.home), PATH=path)
 
 
 def run_here(checkout: Checkout, arguments: list[str], timeout: int = 600):  # noqa: ANN201
@@ -225,6 +229,13 @@ def arguments_of(command: Documented, checkout: Checkout) -> list[str]:
         assert (Path(sys.prefix) / ".installed").exists(), "run the tests from make's .venv"
         make_limits = ["--collect-only", "-q"] if arguments[1] == "test" else TRAIN_LIMITS
         return [*arguments, f"ARGS={' '.join(make_limits)}"]
+    if arguments[0] == "sbatch":
+        return submitted_and_waited(arguments, text)
+    return arguments + limits_for(arguments, text)
+
+
+def limits_for(arguments: list[str], text: str) -> list[str]:
+    """The limits a `python <script> ...` command gets, none that it sets itself."""
     # A resumed run keeps the limits of the run it continues.
     resumed = any(argument.startswith("resume=") for argument in arguments)
     limits = list(TRAIN_LIMITS) if arguments[1:2] == ["train.py"] and not resumed else []
@@ -234,7 +245,21 @@ def arguments_of(command: Documented, checkout: Checkout) -> list[str]:
     # By key, the last given (an extra limit over the short epoch's), none the command sets.
     by_key = {limit.split("=", 1)[0]: limit for limit in limits}
     shown = {argument.split("=", 1)[0] for argument in arguments}
-    return arguments + [limit for key, limit in by_key.items() if key not in shown]
+    return [limit for key, limit in by_key.items() if key not in shown]
+
+
+def submitted_and_waited(arguments: list[str], text: str) -> list[str]:
+    """An sbatch command waits for its job (sbatch then exits with the job's status), and the
+    training in the job gets the limits: in its `--wrap` command, or after the script's
+    overrides (scripts/train.sbatch runs train.py with them)."""
+    arguments = [arguments[0], "--wait", *arguments[1:]]
+    if "--wrap" in arguments:
+        at = arguments.index("--wrap") + 1
+        # Appended to the text: the job's shell expands what the command leaves to it ($PWD).
+        arguments[at] += " " + " ".join(limits_for(shlex.split(arguments[at]), text))
+        return arguments
+    script = next(at for at, argument in enumerate(arguments) if argument.endswith(".sbatch"))
+    return arguments + limits_for(["python", "train.py", *arguments[script + 1 :]], text)
 
 
 def free_port() -> int:
@@ -297,6 +322,8 @@ def offline_message(text: str) -> str | None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=str)
 def test_documented_command_runs(command: Documented, checkout: Checkout) -> None:
+    if command.text.startswith("sbatch") or "hydra/launcher=slurm" in command.text:
+        require_slurm_cluster()
     arguments = arguments_of(command, checkout)
     if any(command.text.startswith(server) for server in SERVERS):
         check_server(command, checkout, arguments)

@@ -6,8 +6,9 @@ the tasks of a job array. Everything goes through the real sbatch, srun, scancel
 import csv
 import json
 import os
-import shutil
+import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,25 +18,13 @@ import pytest
 from optuna.trial import TrialState
 
 from cli import REPO, command, environment
+from cluster import require_slurm_cluster
 from configs import require_real_data
-
-START_CLUSTER = "start one with: sudo bash scripts/slurm_cluster.sh start"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def slurm_cluster() -> None:
-    """A cluster to submit to. CI starts one, so there its absence fails the tests."""
-    problem = None
-    if shutil.which("sbatch") is None:
-        problem = "SLURM is not installed"
-    else:
-        state = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-        if state.returncode != 0 or not state.stdout.strip():
-            problem = f"no SLURM cluster answers ({state.stderr.strip()})"
-    if problem and os.environ.get("CI"):
-        pytest.fail(f"{problem}: {START_CLUSTER}")
-    if problem:
-        pytest.skip(f"{problem}: {START_CLUSTER}")
+    require_slurm_cluster()
 
 
 # MNIST at about five seconds an epoch: time to warn a job after its first checkpoint.
@@ -84,17 +73,16 @@ def finished_job(job_id: str, timeout: float = 600) -> dict[str, str]:
     )
 
 
-def sbatch(script: str, *options: str) -> str:
+def sbatch(*arguments: str) -> str:
+    """Submit a job as a user does, from the repository's root with imgclf's Python first on
+    the PATH (an active virtual environment); its id."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     submitted = subprocess.run(
-        ["sbatch", "--parsable", f"--chdir={REPO}", *options],
-        input=f"#!/bin/bash\n{script}\n", env=environment(require_real_data("MNIST/raw")),
+        ["sbatch", "--parsable", *arguments], cwd=REPO,
+        env=environment(require_real_data("MNIST/raw"), PATH=path),
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return submitted.stdout.strip().split(";")[0]
-
-
-def train_command(*overrides: str) -> str:
-    return " ".join(command("train.py", *overrides))
 
 
 def run_folders(log_dir: Path) -> list[Path]:
@@ -167,13 +155,14 @@ def test_ddp_across_two_slurm_tasks_is_one_run_counting_every_image_once(
 
 
 def test_a_warned_ddp_job_saves_its_place_requeues_and_finishes(tmp_path: Path) -> None:
-    """Lightning's convention: `sbatch --signal=USR1@<seconds>` and `srun` in the script.
-    Both tasks stop at the same step, and the requeued job ends its epochs in its folder."""
+    """scripts/train.sbatch, as the docs submit it on GPUs but with 2 CPU processes; SLURM's
+    warning before the time limit (its --signal=USR1@120) is sent at once. Both tasks stop at
+    the same step, and the requeued job ends its epochs in its folder."""
     log_dir = tmp_path / "logs"
     job_id = sbatch(
-        "srun " + train_command("trainer=ddp_cpu", *MNIST_EPOCHS, f"paths.log_dir={log_dir}"),
-        "--requeue", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1",
-        f"--output={tmp_path / 'job.out'}", "--open-mode=append",
+        "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0", "--cpus-per-task=1",
+        f"--output={tmp_path / 'job.out'}", "scripts/train.sbatch", *MNIST_EPOCHS,
+        f"paths.log_dir={log_dir}",
     )  # fmt: skip
     wait_for(lambda: last_checkpoint_written(log_dir), "the job's first epoch")
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
@@ -181,6 +170,8 @@ def test_a_warned_ddp_job_saves_its_place_requeues_and_finishes(tmp_path: Path) 
     output = (tmp_path / "job.out").read_text()
     assert fields["JobState"] == "COMPLETED", output[-3000:]
     assert fields["Restarts"] == "1"
+    for rank in (0, 1):
+        assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in output
     [run_dir] = run_folders(log_dir)
     assert "SLURM requeued job" in (run_dir / "error.json").read_text()
     assert "continuing from" in output
@@ -189,15 +180,18 @@ def test_a_warned_ddp_job_saves_its_place_requeues_and_finishes(tmp_path: Path) 
 
 def test_the_tasks_of_a_job_array_share_one_optuna_study(tmp_path: Path) -> None:
     database, sweep_dir = tmp_path / "study.db", tmp_path / "sweep"
+    trials = [
+        "python", "train.py", "hparams_search=optuna", *MNIST_EPOCHS, "trainer.max_epochs=1",
+        "trainer.limit_train_batches=5", f"hydra.sweeper.storage=sqlite:///{database}",
+        "hydra.sweeper.study_name=shared", "hydra.sweeper.n_trials=4",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
     job_id = sbatch(
-        train_command(
-            "hparams_search=optuna", *MNIST_EPOCHS, "trainer.max_epochs=1",
-            "trainer.limit_train_batches=5", f"hydra.sweeper.storage=sqlite:///{database}",
-            "hydra.sweeper.study_name=shared", "hydra.sweeper.n_trials=4",
-            f"hydra.sweep.dir={sweep_dir}",
-        ),
-        "--array=0-1", "--cpus-per-task=1", f"--output={tmp_path / 'task-%a.out'}",
-    )  # fmt: skip
+        "--array=0-1",
+        "--cpus-per-task=1",
+        f"--output={tmp_path / 'task-%a.out'}",
+        f"--wrap={shlex.join(trials)}",
+    )
     for task in (0, 1):
         fields = finished_job(f"{job_id}_{task}")
         assert fields["JobState"] == "COMPLETED", (tmp_path / f"task-{task}.out").read_text()
