@@ -52,6 +52,9 @@ EXTRA_LIMITS = {
     # Each fold model a few steps; the audit still predicts every image.
     "scripts/audit.py": ("audit.epochs=1", "trainer.limit_train_batches=2"),
 }
+# A search's budget, where a command shows one: two trials run what tens would (the sweeper's
+# counting of trials is tested in test_search.py).
+BUDGETS = {"hydra.sweeper.n_trials": "hydra.sweeper.n_trials=2"}
 # What a command that needs the internet must say without it.
 FETCH_FAILED = "could not fetch the pretrained weights of"
 SERVER_UNREACHABLE = "the tracking server cannot be reached"
@@ -231,6 +234,7 @@ def arguments_of(command: Documented, checkout: Checkout) -> list[str]:
         return [*arguments, f"ARGS={' '.join(make_limits)}"]
     if arguments[0] == "sbatch":
         return submitted_and_waited(arguments, text)
+    arguments = [BUDGETS.get(argument.split("=", 1)[0], argument) for argument in arguments]
     return arguments + limits_for(arguments, text)
 
 

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 WARNING_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 # Where the first task records the run folder it created, for the other tasks and later starts.
 REGISTRY = ".slurm"
+# DDP tasks check whether any of them was warned once every this many batches.
+CHECK_EVERY = 10
 # How long another task waits for the first task's run folder: Hydra and imports come first.
 REGISTRY_TIMEOUT_S = 300
 
@@ -172,21 +174,34 @@ def warnings_noted() -> Iterator[None]:
 
 
 class RequeueOnWarning(Callback):
-    """After each training step, if SLURM's warning came (to any task), every task saves
+    """After a training step, if SLURM's warning came (to any task), every task saves
     `checkpoints/last.ckpt` mid-epoch and the run stops as requeued. While it tests, the run
-    stops at the next test step, to test again from the checkpoint saved after fitting."""
+    stops at a test step, to test again from the checkpoint saved after fitting."""
 
-    def warned(self, trainer: Trainer) -> bool:
-        warned = received_warning is not None
-        if trainer.world_size > 1:  # the tasks stop at the same step
-            warned = trainer.strategy.reduce_boolean_decision(warned, all=False)
-        return warned
+    def warned(self, trainer: Trainer, batch_idx: int) -> bool:
+        if trainer.world_size == 1:
+            return received_warning is not None
+        # The tasks agree, to stop at the same step, in a collective that also waits for the
+        # device: once every CHECK_EVERY batches, not at every step.
+        if (batch_idx + 1) % CHECK_EVERY:
+            return False
+        return trainer.strategy.reduce_boolean_decision(received_warning is not None, all=False)
 
-    def on_train_batch_end(self, trainer: Trainer, *_: object) -> None:
-        if self.warned(trainer):
+    def on_train_batch_end(
+        self, trainer: Trainer, module: object, outputs: object, batch: object, batch_idx: int
+    ) -> None:
+        if self.warned(trainer, batch_idx):
             trainer.save_checkpoint(Path(trainer.default_root_dir) / LAST_CHECKPOINT)
             raise RunRequeued(received_warning or signal.SIGUSR1)
 
-    def on_test_batch_end(self, trainer: Trainer, *_: object) -> None:
-        if self.warned(trainer):
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        module: object,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self.warned(trainer, batch_idx):
             raise RunRequeued(received_warning or signal.SIGUSR1)

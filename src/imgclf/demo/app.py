@@ -56,6 +56,8 @@ def serve(cfg: DictConfig, folder: Path) -> None:
     card = model_card(checkpoint, model, cfg.ckpt_path)
     page = build_page(model, card, examples, folder, cfg.top_k)
     log.info("%s: %s, %d example(s)", card.title, model.describe_input(), len(examples))
+    # Before the page serves: a stop that comes as soon as it answers is not lost.
+    stopped = stop_requested()
     page.launch(
         server_name=cfg.demo.host,
         server_port=cfg.demo.port,
@@ -71,19 +73,19 @@ def serve(cfg: DictConfig, folder: Path) -> None:
         page.local_url, f" and {page.share_url}" if page.share_url else "",
     )  # fmt: skip
     try:
-        wait_for_a_stop()
+        stopped.wait()
+        log.info("stopped")
     finally:
         page.close()
 
 
-def wait_for_a_stop() -> None:
-    """Until Ctrl-C or SIGTERM (a service manager's stop): either ends in the caller's
-    `finally`, which deletes the page's folder."""
+def stop_requested() -> threading.Event:
+    """Set by Ctrl-C or SIGTERM (a service manager's stop): either ends the serving in its
+    `finally`, which closes the page; the caller's deletes the page's folder."""
     stopped = threading.Event()
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, lambda number, frame: stopped.set())
-    stopped.wait()
-    log.info("stopped")
+    return stopped
 
 
 @command_line_app("demo")
