@@ -20,6 +20,7 @@ from imgclf.data.image_files_datamodule import ImageFilesDataModule
 
 from cli import run_script, run_train
 from configs import require_real_data
+from made_once import made_once
 from weights import random_weights
 
 # Photos of three classes a small CNN tells apart within seconds, read at 32 px.
@@ -32,27 +33,32 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def planted(unplanted_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def planted(unplanted_photos: Path, shared_dir: Path) -> Path:
     """The audit's photos with problems planted by scripts/plant_problems.py, and a
     labels.csv of them all with their folders' splits."""
-    folder = shutil.copytree(unplanted_photos, tmp_path_factory.mktemp("planted") / "photos")
-    result = run_script(
-        "scripts/plant_problems.py", str(folder), data_dir=require_real_data("MNIST")
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder
+
+    def plant(folder: Path) -> None:
+        shutil.copytree(unplanted_photos, folder)
+        result = run_script(
+            "scripts/plant_problems.py", str(folder), data_dir=require_real_data("MNIST")
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return made_once(shared_dir, "planted", plant)
 
 
 @pytest.fixture(scope="session")
-def planted_audit(planted: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def planted_audit(planted: Path, shared_dir: Path) -> Path:
     """The audit's folder, with its defaults (2 folds) on the planted photos' CSV."""
-    output = tmp_path_factory.mktemp("audit")
-    result = run_script(
-        "scripts/audit.py", "data=image_csv", f"data.csv_path={planted / 'labels.csv'}", *AUDIT,
-        f"hydra.run.dir={output}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output
+
+    def audit(output: Path) -> None:
+        result = run_script(
+            "scripts/audit.py", "data=image_csv", f"data.csv_path={planted / 'labels.csv'}",
+            *AUDIT, f"hydra.run.dir={output}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return made_once(shared_dir, "planted_audit", audit)
 
 
 # What each planted kind should be found as, and the share of them found at least: what the

@@ -17,7 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from imgclf.audit.findings import FINDING_TYPES, LABEL_ISSUE, OUTLIER, Finding, Neighbours
 from imgclf.audit.out_of_sample import AuditedImages
 from imgclf.callbacks.grids import build_image_grid_figure
-from imgclf.callbacks.publish import figure_path, save_figure
+from imgclf.callbacks.publish import figure_path, write_figure
 from imgclf.data.amend import IMAGE_COLUMN, LABEL_COLUMN
 from imgclf.data.datamodule import ImageDataModule
 
@@ -239,8 +239,7 @@ def write_report(
     try:
         for name, (types, title) in GRIDS.items():
             figure = grid_figure(datamodule, images, findings, types, title, grid_size)
-            save_figure(figure, figure_path(output_dir, name))
-            writer.add_figure(f"audit/{name}", figure, close=True)
+            write_figure(figure, figure_path(output_dir, name), [writer], f"audit/{name}")
             files.append(f"figures/{name}.png")
         markdown = summary_markdown(
             images, findings, datamodule.dataset, settings, seconds, [*files, "audit.md"]

