@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Issue 15's GPU measurements in one run, for a session lent a GPU machine (about 8 minutes on
-# an H200, most of it the anchor's compilation):
+# The GPU measurements in one run, for a session lent a GPU machine (about 8 minutes on an
+# H200 without the fine-tuning race, most of it the anchor's compilation):
 #
-#   bash scripts/gpu_checks.sh OUT [AIRBENCH]
+#   bash scripts/gpu_checks.sh OUT [AIRBENCH] [TIMM_TRAIN]
 #
 # OUT gets one log per check. AIRBENCH, optional, is a copy of airbench94_muon.py
 # (KellerJordan/cifar10-airbench; not ours, never committed), run beside ours as the anchor
-# with its 200 runs cut to 3.
+# with its 200 runs cut to 3. TIMM_TRAIN, optional, is timm's train.py
+# (huggingface/pytorch-image-models; never committed either): the fine-tuning benchmark runs
+# it beside imgclf (fastai is not on the device machine).
 #
 # Timing only: CIFAR-10 (163 MB) cannot travel to the device machine (64 MiB a call), so both
 # sides train on random images in CIFAR-10's formats, 9,999 per batch file (a full file must
@@ -23,6 +25,7 @@
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 airbench=${2:-}
+timm_train=${3:+$(cd "$(dirname "$3")" && pwd)/$(basename "$3")}
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python=${PYTHON:-python3}
@@ -73,6 +76,14 @@ timed "$out/speedrun.txt" "$python" train.py experiment=cifar10_speedrun trainer
   "${fake_data[@]}" hydra.run.dir="$work/speedrun" "${extra[@]}"
 timed "$out/speedrun_gpu_batches.txt" "$python" train.py experiment=cifar10_speedrun trainer=gpu \
   "${fake_data[@]}" "${gpu_batches[@]}" hydra.run.dir="$work/speedrun_gpu_batches" "${extra[@]}"
+
+# Fine-tuning resnet18, convnext_nano and mobilenetv3_large_100 at 224 px on 5,000 JPEGs made
+# from the random images: imgclf, and timm's train.py beside it when given.
+finetune_tools=(imgclf)
+if [ -n "$timm_train" ]; then finetune_tools+=(timm); fi
+timed "$out/finetune.txt" "$python" benchmarks/finetune.py "$work/finetune" --data-dir "$data" \
+  --tools "${finetune_tools[@]}" ${timm_train:+--timm-train "$timm_train"} \
+  ${GPU_CHECKS_FINETUNE_ARGUMENTS:-}
 
 if [ -n "$airbench" ]; then
   mkdir -p "$work/airbench/cifar10"
