@@ -2,7 +2,6 @@
 MLflow's client and through a real `mlflow ui` server."""
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from cli import command, environment, free_loopback_port, interrupted_run, run_train
+from cli import command, environment, free_loopback_port, run_train
 from configs import require_real_data
 
 
@@ -97,27 +96,6 @@ def test_mlflow_ui_serves_the_run(tracked_run: tuple) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def test_a_resumed_run_logs_on_into_its_mlflow_run(tmp_path: Path) -> None:
-    """Stopped by SIGTERM in its second epoch and resumed: one MLflow run, finished, with
-    each epoch's validation once and the parameters it started with."""
-    data_dir = require_real_data("MNIST/raw")
-    run_dir = tmp_path / "run"
-    tracking = ["logger=mlflow", f"paths.log_dir={tmp_path}"]
-    assert interrupted_run(run_dir, data_dir, signal.SIGTERM, *tracking) == 143
-    resumed = run_train(f"resume={run_dir}", data_dir=data_dir)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["run_folder"] == str(run_dir)
-    assert run.data.params["ckpt_path"] == "None"  # as it started
-    epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")]
-    assert len(epochs) == 3 and len(set(epochs)) == 3
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
 
 
 def test_each_job_of_a_sweep_is_a_run_named_after_its_overrides(

@@ -129,7 +129,7 @@ def stop_and_resume(run_dir: Path, *overrides: str, data: str = "MNIST") -> dict
 
 
 def test_a_stopped_run_resumes_with_every_logger_at_once(tmp_path: Path) -> None:
-    """TensorBoard, CSV and MLflow together (`logger=many`); MLflow alone in test_mlflow.py."""
+    """TensorBoard, CSV and MLflow together (`logger=many`): each goes on where it stopped."""
     run_dir = tmp_path / "run"
     metrics = stop_and_resume(run_dir, *SHORT_RUN, "logger=many", f"paths.log_dir={tmp_path}")
     assert "val/acc_best" in metrics
@@ -138,12 +138,18 @@ def test_a_stopped_run_resumes_with_every_logger_at_once(tmp_path: Path) -> None
     with log.open() as file:
         steps = [int(row["step"]) for row in csv.DictReader(file) if row["lr-Adam"]]
     assert steps == list(range(1, 16, 2)), steps  # every 2nd of 2 epochs' 8 steps
-    # One MLflow run, continued.
+    # One MLflow run, continued and finished, with each epoch's validation once and the
+    # parameters it started with.
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
-    assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["run_folder"] == str(run_dir)
+    assert run.data.params["ckpt_path"] == "None"  # as it started
+    epochs = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/acc")]
+    assert len(epochs) == 2 and len(set(epochs)) == 2, epochs
+    assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
 
 
 @pytest.mark.parametrize(
