@@ -5,6 +5,7 @@ folder is listed with its status."""
 
 import csv
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -249,6 +250,9 @@ def test_a_failed_run_leaves_its_error_and_a_running_one_cannot_be_resumed(tmp_p
         deadline = time.monotonic() + 300
         while not last.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Paused, the run still holds its folder's lock: running, and its core is free for
+        # the commands below.
+        running.send_signal(signal.SIGSTOP)
         second = run_train(f"resume={run_dir}2")
         assert second.returncode == 2
         assert "the run is still running" in second.stderr
@@ -260,7 +264,7 @@ def test_a_failed_run_leaves_its_error_and_a_running_one_cannot_be_resumed(tmp_p
 
 
 def test_compare_runs_lists_every_folder_with_its_status(
-    uninterrupted: dict, tmp_path: Path
+    uninterrupted_dir: Path, tmp_path: Path
 ) -> None:
     data_dir = require_real_data("MNIST")
     killed = tmp_path / "killed"
@@ -276,8 +280,7 @@ def test_compare_runs_lists_every_folder_with_its_status(
     process.wait()
     stopped = tmp_path / "stopped"
     stopped_run("fit", "SIGTERM", *SHORT_RUN, f"hydra.run.dir={stopped}", data_dir=data_dir)
-    finished = tmp_path / "finished"
-    assert run_train(*SHORT_RUN, f"hydra.run.dir={finished}", data_dir=data_dir).returncode == 0
+    finished = uninterrupted_dir
     not_a_run = tmp_path / "photos"
     not_a_run.mkdir()
 
@@ -286,8 +289,8 @@ def test_compare_runs_lists_every_folder_with_its_status(
     )
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("|")[1].strip(): line for line in listed.stdout.splitlines()[2:]}
-    assert set(rows) == {"finished", "stopped", "killed"}
-    assert "| completed |" in rows["finished"]
+    assert set(rows) == {finished.name, "stopped", "killed"}
+    assert "| completed |" in rows[finished.name]
     assert "| stopped |" in rows["stopped"] and "resume=" in rows["stopped"]
     assert "| killed |" in rows["killed"]
     assert f"not run folders (no .hydra/config.yaml), left out: {not_a_run}" in listed.stderr
