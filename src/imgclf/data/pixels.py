@@ -14,8 +14,9 @@ def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     means, stds = [], []
     for channel in range(images.shape[1]):
         counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).cpu().double()
-        mean = counts @ values / counts.sum()
-        variance = counts @ (values - mean) ** 2 / (counts.sum() - 1)
+        pixels = counts.sum()
+        mean = counts @ values / pixels
+        variance = counts @ (values - mean) ** 2 / (pixels - 1)
         means.append(mean)
         stds.append(variance.sqrt().clamp_min(1e-6))
     return torch.stack(means).float(), torch.stack(stds).float()
