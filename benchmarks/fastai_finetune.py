@@ -1,6 +1,8 @@
 """fastai's fine-tuning of a timm network, as fastai's docs teach it, for benchmarks/finetune.py:
-`vision_learner(dls, name).fine_tune(epochs - 1)` (one epoch of the head on the frozen body,
-then the rest on the whole network), on the photo folder's train/ and val/ class folders.
+`vision_learner(dls, name).fine_tune(...)` on the photo folder's train/ and val/ class
+folders. Its weights are random, as the benchmark's are: the whole network trains from the
+first step at one rate (fine_tune's default first freezes the body for an epoch, then trains
+its early layers at a hundredth of the head's rate, which protects pretrained features).
 Runs with fastai's own Python (fastai is no dependency of imgclf); prints the validation
 accuracy after the last epoch as JSON on its last line."""
 
@@ -81,7 +83,9 @@ def main() -> None:
         learn.to_fp16()
     if arguments.channels_last:  # its precision is set above
         learn.to_channelslast(use_amp=False)
-    learn.fine_tune(arguments.epochs - 1, freeze_epochs=1)
+    # One cycle over every epoch, peaking at 1e-3 (base_lr / 2) for every layer, as imgclf's
+    # and timm's rate.
+    learn.fine_tune(arguments.epochs, base_lr=2e-3, freeze_epochs=0, lr_mult=1)
     print(json.dumps({"val_acc": float(learn.recorder.values[-1][-1])}))
 
 

@@ -1,17 +1,20 @@
 """`python benchmarks/finetune.py OUT --timm-train PATH [--fastai-python PATH]`: fine-tuning a
 pretrained network on a folder of photos, imgclf beside timm's train.py and fastai.
 
-Makes, once, OUT/photos with scripts/make_photo_folder.py (4,000 training, 500 validation and
-500 test JPEGs of CIFAR-10's ten classes, 160-480 px a side) and OUT/weights/<network>
-.safetensors, the weights timm starts each network with: offline there are no ImageNet
-weights, and the speed does not depend on the values. Then, for each network in turn:
+Makes, once, OUT/photos_<per class>_<val per class> with scripts/make_photo_folder.py (by
+default 4,000 training, 500 validation and 500 test JPEGs of CIFAR-10's ten classes, 160-480
+px a side) and OUT/weights/<network>.safetensors, the weights timm starts each network with:
+offline there are no ImageNet weights, and the speed does not depend on the values. Then,
+for each network in turn:
 - imgclf: `python train.py experiment=finetune` on the folder, from that file;
 - timm: its train.py (PATH; from github.com/huggingface/pytorch-image-models), likewise;
 - fastai: benchmarks/fastai_finetune.py with fastai's Python (a virtual environment where
   `pip install fastai timm` ran), likewise.
 All three train at the network's input size, 224 px, on the GPU if there is one, with the
 same batch size, precision (what imgclf's `precision=auto` chooses), channels-last layout,
-data-loading workers and epochs.
+data-loading workers and epochs. The starting weights are random, so a frozen body (imgclf's
+and fastai's first epoch) or a slower one would only slow learning: all three train the whole
+network from the first step, at one learning rate (timm's train.py always does).
 
 For each run: training images/s over the last epoch (all three train the whole network
 then), seconds from the command's start to its first step (the end of its first backward
@@ -38,10 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 STEP_CLOCK = REPO / "benchmarks" / "step_clock"
 NETWORKS = ("resnet18", "convnext_nano", "mobilenetv3_large_100")
 TOOLS = ("imgclf", "timm", "fastai")
-# make_photo_folder.py's train/, val/ and test/ folders: 5,000 JPEGs.
-TRAIN_PER_CLASS, VAL_PER_CLASS, TEST_PER_CLASS = 400, 50, 50
 CLASSES = 10
 IMAGE_SIZE = 224
+# experiment=finetune with random starting weights: nothing to protect, no epoch to lose.
+IMGCLF_WHOLE_NETWORK = ("model.finetune.freeze_epochs=0", "model.finetune.backbone_lr_ratio=1.0")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Settings:
     epochs: int
     batch_size: int
     workers: int
+    per_class: int  # training photos of each class; validation and test: val_per_class each
+    val_per_class: int
     imgclf_overrides: tuple[str, ...]
 
     @property
@@ -60,7 +65,7 @@ class Settings:
     @property
     def steps_per_epoch(self) -> int:
         # Every loader here drops the last, incomplete training batch.
-        return TRAIN_PER_CLASS * CLASSES // self.batch_size
+        return self.per_class * CLASSES // self.batch_size
 
 
 @dataclass(frozen=True)
@@ -90,24 +95,52 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument(
+        "--per-class", type=int, default=400,
+        help="training photos of each of the 10 classes (default: 4,000 in all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--val-per-class", type=int, default=50,
+        help="validation photos of each class, and as many test photos",
+    )  # fmt: skip
+    parser.add_argument(
         "--imgclf", nargs="*", default=[], metavar="OVERRIDE",
         help="overrides for imgclf's runs, e.g. data.cache=disk",
     )  # fmt: skip
     arguments = parser.parse_args()
-    if "timm" in arguments.tools and arguments.timm_train is None:
-        parser.error("--timm-train: the path of timm's train.py (or leave timm out of --tools)")
-    if "fastai" in arguments.tools and arguments.fastai_python is None:
-        parser.error("--fastai-python: a Python with fastai (or leave fastai out of --tools)")
+    # Before the photos and the first run: a missing peer would end the race an hour in.
+    if "timm" in arguments.tools and not (arguments.timm_train and arguments.timm_train.is_file()):
+        parser.error(
+            f"--timm-train: no file {arguments.timm_train}: give the train.py of a clone of "
+            "github.com/huggingface/pytorch-image-models (or leave timm out of --tools)"
+        )
+    if "fastai" in arguments.tools and not imports_fastai(arguments.fastai_python):
+        parser.error(
+            f"--fastai-python: {arguments.fastai_python} does not import fastai: give the "
+            "python of a virtual environment where `pip install fastai timm` ran (or leave "
+            "fastai out of --tools)"
+        )
     return arguments
 
 
-def photo_folder(output: Path, data_dir: Path) -> Path:
-    folder = output / "photos"
+def imports_fastai(python: Path | None) -> bool:
+    if python is None:
+        return False
+    try:
+        check = subprocess.run([str(python), "-c", "import fastai"], capture_output=True)
+    except OSError:  # no such file, or not a program
+        return False
+    return check.returncode == 0
+
+
+def photo_folder(output: Path, data_dir: Path, settings: Settings) -> Path:
+    """The photos, made once for each size of folder."""
+    folder = output / f"photos_{settings.per_class}_{settings.val_per_class}"
     if not (folder / "test").is_dir():
         subprocess.run(
             [sys.executable, "scripts/make_photo_folder.py", str(folder),
-             "--per-class", str(TRAIN_PER_CLASS), "--val-per-class", str(VAL_PER_CLASS),
-             "--test-per-class", str(TEST_PER_CLASS), "--data-dir", str(data_dir)],
+             "--per-class", str(settings.per_class),
+             "--val-per-class", str(settings.val_per_class),
+             "--test-per-class", str(settings.val_per_class), "--data-dir", str(data_dir)],
             cwd=REPO, check=True,
         )  # fmt: skip
     return folder
@@ -132,7 +165,7 @@ def imgclf_command(
         f"model.name={network}", f"model.pretrained={weights}",
         f"trainer.max_epochs={settings.epochs}", f"data.batch_size={settings.batch_size}",
         f"data.num_workers={settings.workers}", "test=false", f"hydra.run.dir={run_dir}",
-        *settings.imgclf_overrides,
+        *IMGCLF_WHOLE_NETWORK, *settings.imgclf_overrides,
     ]  # fmt: skip
 
 
@@ -211,7 +244,7 @@ def validation_accuracy(tool: str, run_dir: Path, log: Path) -> float:
 
 
 def measure(tool: str, network: str, arguments: argparse.Namespace, settings: Settings) -> Result:
-    photos = photo_folder(arguments.output, arguments.data_dir)
+    photos = photo_folder(arguments.output, arguments.data_dir, settings)
     weights = weights_file(arguments.output, network)
     run_dir = arguments.output / "runs" / tool / network
     if tool == "imgclf":
@@ -260,6 +293,8 @@ def main() -> None:
         epochs=arguments.epochs,
         batch_size=arguments.batch_size,
         workers=arguments.workers,
+        per_class=arguments.per_class,
+        val_per_class=arguments.val_per_class,
         imgclf_overrides=tuple(arguments.imgclf),
     )
     print(f"settings: {settings}", flush=True)

@@ -61,6 +61,8 @@ BUDGETS = {"hydra.sweeper.n_trials": "hydra.sweeper.n_trials=2"}
 # What a command that needs the internet must say without it.
 FETCH_FAILED = "could not fetch the pretrained weights of"
 SERVER_UNREACHABLE = "the tracking server cannot be reached"
+# The fine-tuning race runs timm's train.py from a clone of its repository.
+NO_TIMM_CLONE = "give the train.py of a clone of github.com/huggingface/pytorch-image-models"
 # The README's own "where there is internet" commands call timm and torchvision directly:
 # they fail offline with those libraries' errors.
 NEEDS_INTERNET = ("pretrained=True", "weights='DEFAULT'")
@@ -328,6 +330,8 @@ def offline_message(text: str) -> str | None:
         "experiment=finetune" in text and "model.pretrained=" not in text
     ):
         return FETCH_FAILED
+    if "benchmarks/finetune.py" in text and "--timm-train" in text:
+        return NO_TIMM_CLONE
     return SERVER_UNREACHABLE if "tracking_uri=http://" in text else None
 
 
