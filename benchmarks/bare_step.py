@@ -1,9 +1,10 @@
-"""`python benchmarks/bare_step.py NETWORK [--compile]`: the fastest a training step of a timm
-network can be here, the bound of benchmarks/finetune.py's race. A plain loop on one batch
-already in memory (no data loading, no framework): forward and loss under autocast, backward,
-AdamW step, channels-last, in the precision `precision=auto` chooses; with --compile, the
-network compiled by torch.compile first. Prints the first step's seconds (compiling, where
-asked) and the training images per second of the steps after it."""
+"""`python benchmarks/bare_step.py NETWORK [--compile]`: a timm network's training step alone,
+with and without torch.compile. A plain loop on one random batch already in memory (no data
+loading, no framework): forward and loss under autocast, backward, AdamW step, channels-last,
+in the precision `precision=auto` chooses; with --compile, the network compiled by
+torch.compile first. Prints the first step's seconds (compiling, where asked) and the
+training images per second of the steps after it. (benchmarks/benchmark.py times the plain
+loop on a dataset's real batches, beside imgclf's Trainer.)"""
 
 import argparse
 import time
