@@ -14,7 +14,7 @@ import torch
 
 from imgclf.precision import resolve_precision
 
-AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+from benchmark import autocast_for
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = AUTOCAST.get(str(resolve_precision("auto", "gpu" if device.type == "cuda" else "cpu")))
+    precision = str(resolve_precision("auto", "gpu" if device.type == "cuda" else "cpu"))
     torch.manual_seed(0)
     network = timm.create_model(arguments.network, num_classes=10)
     network = network.to(device, memory_format=torch.channels_last)
@@ -39,7 +39,7 @@ def main() -> None:
     forward = torch.compile(network) if arguments.compile else network
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast_for(precision, device):
             loss = torch.nn.functional.cross_entropy(forward(images), labels)
         loss.backward()
         optimizer.step()
