@@ -15,7 +15,7 @@ from imgclf.data import ImageFilesDataModule, image_listing
 from imgclf.data.cache import DiskCache
 from imgclf.data.decode import UnreadableImageError, decode_image_file
 from imgclf.data.splits import LabelledFiles, LabelledImages, stratified_split
-from imgclf.data.transforms import ImageAugment
+from imgclf.data.transforms import ImageAugment, evaluation_transform
 from imgclf.errors import DataNotFoundError, UserError
 
 from configs import compose_train_config
@@ -207,6 +207,44 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert upright.shape == (3, 60, 40)
     assert upright[:, :10].float().mean() > 200  # the band is now on top
     assert upright[:, 20:].float().mean() < 30
+
+
+def test_large_jpeg_is_decoded_at_reduced_size_upright_and_close_to_the_full_view(
+    real_photos: Path, tmp_path: Path
+) -> None:
+    photo = Image.open(next(real_photos.rglob("*.jpg"))).convert("RGB")
+    large = photo.resize((1024, 768), Image.Resampling.BICUBIC)
+    large.save(tmp_path / "large.jpg", quality=95)
+    large.save(tmp_path / "large.png")
+    exif = large.getexif()
+    exif[0x0112] = 6  # display it turned 90 degrees clockwise
+    large.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    # 1/4 of its size: 1/8 would leave a short side under 128.
+    reduced = decode_image_file(tmp_path / "large.jpg", 3, short_side=128)
+    assert reduced.shape == (3, 192, 256)
+    assert decode_image_file(tmp_path / "large.jpg", 1, short_side=128).shape == (1, 192, 256)
+    assert decode_image_file(tmp_path / "turned.jpg", 3, short_side=128).shape == (3, 256, 192)
+    assert decode_image_file(tmp_path / "large.png", 3, short_side=128).shape == (3, 768, 1024)
+    view = evaluation_transform(112, 128)
+    full = decode_image_file(tmp_path / "large.jpg", 3)
+    assert (view(reduced).float() - view(full).float()).abs().mean() < 2
+
+
+def test_ram_cache_filled_by_worker_processes_holds_what_this_process_decodes(
+    tmp_path: Path,
+) -> None:
+    root = write_image_folder(tmp_path / "images", per_class=30)
+    for index in range(3):  # unreadable files inside the workers' chunks of images
+        (root / "dog" / f"broken_{index}.png").write_bytes(b"not a png")
+    held = {}
+    for workers in (0, 2):
+        datamodule = folder_module(root, cache="ram", num_workers=workers)
+        datamodule.setup()
+        held[workers] = datamodule.splits
+    assert sum(len(data) for data in held[2].values()) == 90
+    for split, data in held[0].items():
+        assert torch.equal(held[2][split].images, data.images), split
+        assert torch.equal(held[2][split].labels, data.labels), split
 
 
 def test_undecodable_file_raises_naming_it(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ def model_view(path: str | Path, model: ImageClassifier) -> torch.Tensor:
             model.hparams.in_channels,
             cached=False,
             transform=model.evaluation_transform(),
+            short_side=model.hparams.resize_size,
         )
     except OSError as error:  # gone, or unreadable by this user
         raise UnreadableImageError(f"{path}: {error.strerror or error}") from error

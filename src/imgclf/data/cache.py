@@ -142,7 +142,8 @@ class DiskCache:
         problem = entry_problem(entry, self.channels, self.short_side)
         if problem is None:
             return entry, None
-        image = shrink_short_side(decode_image_file(path, self.channels), self.short_side)
+        image = decode_image_file(path, self.channels, self.short_side)
+        image = shrink_short_side(image, self.short_side)
         entry.parent.mkdir(parents=True, exist_ok=True)
         # Written aside and renamed: a run killed mid-write, or two runs filling the same
         # cache, never leave a half-written entry under the real name.
@@ -201,7 +202,7 @@ def cache_splits(
             results = disk_cache.entries(data.paths, workers, description)
         else:
             work = read_image if mode == "ram" else check_header
-            results = map_files(data.paths, work, workers, description)
+            results = map_files(data.paths, work, workers, description, stack=mode == "ram")
         readable = torch.zeros(len(data), dtype=torch.bool)
         images = torch.empty((len(data), *image_shape) if mode == "ram" else 0, dtype=torch.uint8)
         entries = np.empty(len(data), dtype=object)

@@ -10,6 +10,7 @@ PNGs down to 8 bits and applies the EXIF orientation. PIL takes the formats it c
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,13 +31,24 @@ def check_channels(channels: int) -> None:
         raise ValueError(f"in_channels={channels}: images are read as 1 (grey) or 3 (RGB)")
 
 
-def decode_image_file(path: str | Path, channels: int = 3) -> torch.Tensor:
+def decode_image_file(
+    path: str | Path, channels: int = 3, short_side: int | None = None
+) -> torch.Tensor:
     """uint8 (channels, height, width), upright as the camera's EXIF orientation says.
     Raises UnreadableImageError naming the file when neither decoder can read it, or when its
     header promises more pixels than PIL's decompression-bomb limit: torchvision's decoders
-    check none, and would allocate whatever the header says."""
+    check none, and would allocate whatever the header says.
+
+    With `short_side`, for a caller that shrinks the image to that short side anyway: a JPEG
+    at least twice as large is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling,
+    through PIL's `draft`), its short side still at least `short_side`. Shrunk to 256 px, a
+    12-megapixel photo then decodes 2.8x faster, a 1024 x 768 one 1.15x, and their centre
+    views differ from the full decode's by 0.3 to 2 levels on average (libjpeg's scaling
+    filter, and a side rounded up by a pixel)."""
     check_channels(channels)
-    check_header(path)  # ~30 us, beside 2 ms to decode a 500 x 375 JPEG
+    header = check_header(path)  # ~30 us, beside 2 ms to decode a 500 x 375 JPEG
+    if short_side is not None and header.format == "JPEG" and header.short_side >= 2 * short_side:
+        return decode_with_pil(path, channels, draft_short_side=short_side)
     try:
         data = read_file(str(path))
         image = decode_image(data, READ_MODES[channels], apply_exif_orientation=True)
@@ -57,11 +69,21 @@ def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
     return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
 
 
-def check_header(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the file's header alone: a cheap check that it is an image."""
+class ImageHeader(NamedTuple):
+    width: int
+    height: int
+    format: str | None  # PIL's name of it: JPEG, PNG, ...
+
+    @property
+    def short_side(self) -> int:
+        return min(self.width, self.height)
+
+
+def check_header(path: str | Path) -> ImageHeader:
+    """The size and format from the file's header alone: a cheap check that it is an image."""
     try:
         with Image.open(path) as image:
-            return image.size
+            return ImageHeader(*image.size, image.format)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error})") from error
 
@@ -82,9 +104,15 @@ def eight_bit(image: Image.Image) -> np.ndarray:
     return (values.astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8)
 
 
-def decode_with_pil(path: str | Path, channels: int) -> torch.Tensor:
+def decode_with_pil(
+    path: str | Path, channels: int, draft_short_side: int | None = None
+) -> torch.Tensor:
+    """`draft_short_side`: a JPEG is decoded at the smallest of 1/8, 1/4, 1/2 and full size
+    whose short side is at least that; other formats ignore it."""
     try:
         with Image.open(path) as opened:
+            if draft_short_side is not None:
+                opened.draft(PIL_MODES[channels], (draft_short_side, draft_short_side))
             image = ImageOps.exif_transpose(opened)
             if image.mode in WIDE_MODES:
                 image = Image.fromarray(eight_bit(image))
@@ -99,7 +127,10 @@ def load_cached(entry: str) -> torch.Tensor:
     return torch.from_numpy(np.load(entry))
 
 
-def read_view(source: str, channels: int, cached: bool, transform: Callable) -> torch.Tensor:
-    """An image file or cache entry, transformed (a picklable function for worker processes)."""
-    image = load_cached(source) if cached else decode_image_file(source, channels)
+def read_view(
+    source: str, channels: int, cached: bool, transform: Callable, short_side: int | None = None
+) -> torch.Tensor:
+    """An image file or cache entry, transformed (a picklable function for worker processes).
+    `short_side`: the transform shrinks the image to it first (`decode_image_file`)."""
+    image = load_cached(source) if cached else decode_image_file(source, channels, short_side)
     return transform(image)

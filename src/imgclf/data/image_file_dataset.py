@@ -28,12 +28,16 @@ class ImageFileDataset(Dataset):
         transform: Callable[[torch.Tensor], torch.Tensor],
         channels: int,
         cached: bool = False,
+        short_side: int | None = None,
     ) -> None:
+        """`short_side`: the size `transform` shrinks the short side to first, if it does
+        (`decode_image_file` may then decode a large JPEG at reduced size)."""
         self.sources = sources
         self.labels = labels
         self.transform = transform
         self.channels = channels
         self.cached = cached
+        self.short_side = short_side
         self.reported: set[int] = set()
 
     def __len__(self) -> int:
@@ -44,7 +48,11 @@ class ImageFileDataset(Dataset):
             candidate = (index + attempt) % len(self)
             try:
                 image = read_view(
-                    str(self.sources[candidate]), self.channels, self.cached, self.transform
+                    str(self.sources[candidate]),
+                    self.channels,
+                    self.cached,
+                    self.transform,
+                    self.short_side,
                 )
             except (UnreadableImageError, OSError) as error:
                 if candidate not in self.reported:

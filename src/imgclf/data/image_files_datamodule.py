@@ -135,7 +135,13 @@ class ImageFilesDataModule(ImageDataModule):
     def evaluation_view(self, cached: bool = False) -> Callable[[str], torch.Tensor]:
         """Reads an image file (or, `cached`, its disk-cache entry) as evaluation sees it."""
         transform = evaluation_transform(self.image_size, self.resize_size)
-        return partial(read_view, channels=self.in_channels, cached=cached, transform=transform)
+        return partial(
+            read_view,
+            channels=self.in_channels,
+            cached=cached,
+            transform=transform,
+            short_side=self.resize_size,
+        )
 
     def views(self, split: str, indices: torch.Tensor) -> torch.Tensor:
         data = self.splits[split]
@@ -144,7 +150,7 @@ class ImageFilesDataModule(ImageDataModule):
         work = self.evaluation_view(cached=self.cache_mode == "disk")
         # Worker processes pay for their start-up only on larger samples.
         workers = self.worker_count() if len(indices) > 2000 else 0
-        images = map_files(data.paths[indices.numpy()], work, workers, description=None)
+        images = map_files(data.paths[indices.numpy()], work, workers, None, stack=True)
         return torch.stack([image for _, image in images if image is not None])
 
     def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +174,12 @@ class ImageFilesDataModule(ImageDataModule):
             else evaluation_transform(self.image_size, self.resize_size)
         )
         dataset = ImageFileDataset(
-            data.paths, data.labels, transform, self.in_channels, self.cache_mode == "disk"
+            data.paths,
+            data.labels,
+            transform,
+            self.in_channels,
+            cached=self.cache_mode == "disk",
+            short_side=None if training else self.resize_size,
         )
         sampler = None
         world_size = self.trainer.world_size if self.trainer else 1
