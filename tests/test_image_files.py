@@ -219,11 +219,14 @@ def test_large_jpeg_is_decoded_at_reduced_size_upright_and_close_to_the_full_vie
     exif = large.getexif()
     exif[0x0112] = 6  # display it turned 90 degrees clockwise
     large.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    # A camera's multi-picture JPEG: the photo and a smaller preview.
+    large.save(tmp_path / "camera.mpo", "MPO", save_all=True, append_images=[photo])
     # 1/4 of its size: 1/8 would leave a short side under 128.
     reduced = decode_image_file(tmp_path / "large.jpg", 3, short_side=128)
     assert reduced.shape == (3, 192, 256)
     assert decode_image_file(tmp_path / "large.jpg", 1, short_side=128).shape == (1, 192, 256)
     assert decode_image_file(tmp_path / "turned.jpg", 3, short_side=128).shape == (3, 256, 192)
+    assert decode_image_file(tmp_path / "camera.mpo", 3, short_side=128).shape == (3, 192, 256)
     assert decode_image_file(tmp_path / "large.png", 3, short_side=128).shape == (3, 768, 1024)
     view = evaluation_transform(112, 128)
     full = decode_image_file(tmp_path / "large.jpg", 3)
